@@ -1,0 +1,225 @@
+//! Experiment configuration: plain data with `Default`s equal to the paper's
+//! values, read from TOML. Unknown keys are errors that name the key (a typo
+//! in a config must not silently fall back to a default), and the resolved
+//! config is saved next to every run.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+use crate::error::ConfigError;
+use crate::limits::ArchLimits;
+use crate::reward::RewardConfig;
+use crate::space::{CellSpace, CnnSpace, Space, SpaceKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StrategyKind {
+    /// The paper's LSTM controller trained with REINFORCE.
+    Rl,
+    /// Uniform random search (the paper's control experiment 2).
+    Random,
+    /// Regularised (aging) evolution.
+    Evolution,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    pub space: SpaceKind,
+    pub strategy: StrategyKind,
+    pub seed: u64,
+    /// Stop after this many finished children. Paper (CIFAR): 12,800.
+    pub architectures: u64,
+    /// m: rewards per controller update. Paper (CIFAR): 8.
+    pub batch: usize,
+    /// Jobs kept outstanding (= K·m in the paper: 100 replicas × 8 = 800).
+    pub max_in_flight: usize,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            space: SpaceKind::Cnn,
+            strategy: StrategyKind::Rl,
+            seed: 0,
+            architectures: 12_800,
+            batch: 8,
+            max_in_flight: 800,
+        }
+    }
+}
+
+/// The LSTM controller and its REINFORCE update.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControllerConfig {
+    pub lstm_layers: usize,
+    pub hidden: usize,
+    /// Adam learning rate. Paper: 0.0006 (CIFAR), 0.0005 (PTB).
+    pub lr: f64,
+    /// Every weight is drawn uniformly from [-init_range, init_range].
+    pub init_range: f64,
+    /// EMA baseline decay (paper silent; see paper.md §2).
+    pub baseline_decay: f64,
+    /// Weight of the entropy bonus (not in the paper; 0 = off).
+    pub entropy_weight: f64,
+    /// Clip the gradient's global norm to this value (not in the paper; off).
+    pub grad_clip: Option<f64>,
+    /// Input after an anchor step with no selected layer: "zeros" or "start"
+    /// (the learned start input). ENAS feeds the mean of selected anchors.
+    pub empty_anchor_input: EmptyAnchorInput,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmptyAnchorInput {
+    Zeros,
+    Start,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            lstm_layers: 2,
+            hidden: 35,
+            lr: 0.0006,
+            init_range: 0.08,
+            baseline_decay: 0.95,
+            entropy_weight: 0.0,
+            grad_clip: None,
+            empty_anchor_input: EmptyAnchorInput::Zeros,
+        }
+    }
+}
+
+/// Regularised evolution (Real et al. 2019).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvolutionConfig {
+    pub population: usize,
+    pub sample_size: usize,
+}
+
+impl Default for EvolutionConfig {
+    fn default() -> Self {
+        EvolutionConfig { population: 100, sample_size: 25 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LrSchedule {
+    Constant,
+    Cosine,
+}
+
+/// How a child is trained (travels with every job).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Dataset name: "cifar10", "fashion-mnist", "mnist", "ptb", "austen", "nb201-table".
+    pub dataset: String,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub momentum: f64,
+    pub nesterov: bool,
+    pub weight_decay: f64,
+    pub schedule: LrSchedule,
+    /// Training / validation sizes drawn from the training set (paper: 45,000 / 5,000).
+    pub train_size: usize,
+    pub valid_size: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        // The DenseNet recipe the paper uses for CIFAR-10 children.
+        TrainConfig {
+            dataset: "cifar10".into(),
+            epochs: 50,
+            batch_size: 128,
+            lr: 0.1,
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 1e-4,
+            schedule: LrSchedule::Constant,
+            train_size: 45_000,
+            valid_size: 5_000,
+        }
+    }
+}
+
+/// A whole experiment.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExperimentConfig {
+    pub search: SearchConfig,
+    pub cnn: CnnSpace,
+    pub rnn_cell: CellSpace,
+    pub controller: ControllerConfig,
+    pub evolution: EvolutionConfig,
+    pub reward: RewardConfig,
+    pub train: TrainConfig,
+    pub limits: ArchLimits,
+}
+
+impl ExperimentConfig {
+    pub fn from_toml_str(text: &str, path: &str) -> Result<Self, ConfigError> {
+        let cfg: ExperimentConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
+        cfg.check(path)?;
+        Ok(cfg)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+        Self::from_toml_str(&text, &p)
+    }
+
+    /// The resolved config as TOML (saved next to every run).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// The configured search space with its settings.
+    pub fn space(&self) -> Space {
+        match self.search.space {
+            SpaceKind::Cnn => Space::Cnn(self.cnn.clone()),
+            SpaceKind::RnnCell => Space::RnnCell(self.rnn_cell.clone()),
+            SpaceKind::Nb201 => Space::Nb201,
+        }
+    }
+
+    /// Cross-field checks serde cannot express.
+    pub fn check(&self, path: &str) -> Result<(), ConfigError> {
+        let bad = |field: &str, message: String| ConfigError::Invalid {
+            path: path.into(),
+            field: field.into(),
+            message,
+        };
+        self.space().check(&self.limits).map_err(|e| bad("space", e.to_string()))?;
+        if self.search.batch == 0 {
+            return Err(bad("search.batch", "must be at least 1".into()));
+        }
+        if self.search.max_in_flight == 0 {
+            return Err(bad("search.max_in_flight", "must be at least 1".into()));
+        }
+        if !(0.0..1.0).contains(&self.controller.baseline_decay) {
+            return Err(bad("controller.baseline_decay", format!("{} is outside [0, 1)", self.controller.baseline_decay)));
+        }
+        if !(self.controller.lr > 0.0 && self.controller.lr.is_finite()) {
+            return Err(bad("controller.lr", format!("{} is not a positive number", self.controller.lr)));
+        }
+        if self.controller.hidden == 0 || self.controller.lstm_layers == 0 {
+            return Err(bad("controller", "hidden and lstm_layers must be at least 1".into()));
+        }
+        if self.evolution.sample_size == 0 || self.evolution.sample_size > self.evolution.population {
+            return Err(bad(
+                "evolution.sample_size",
+                format!("{} must be in 1..=population ({})", self.evolution.sample_size, self.evolution.population),
+            ));
+        }
+        Ok(())
+    }
+}

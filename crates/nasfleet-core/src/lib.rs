@@ -1,0 +1,37 @@
+//! # nasfleet-core
+//!
+//! The pure core of nasfleet: everything that can be decided without a GPU,
+//! a network or a clock. No tokio, no redis, no tch (checked by the
+//! `invariants` test of the `nasfleet` binary crate), deterministic given an
+//! explicit RNG, and tested in milliseconds.
+//!
+//! # Layout
+//!
+//! - [`schema`]: token schemas, the generic shape of a search space that the
+//!   controller walks (decision types, choice steps, anchor steps), with
+//!   uniform sampling and token checks.
+//! - [`space`]: the three search spaces — the paper's CNN space ([`space::cnn`]),
+//!   its recurrent-cell space ([`space::rnn_cell`]) and the NAS-Bench-201 cell
+//!   ([`space::nb201`]) — each with decode (tokens → architecture), encode
+//!   (architecture → tokens) and validation; [`space::Space`] dispatches.
+//! - [`arch`]: the space-independent [`arch::Architecture`] and its versioned,
+//!   strictly parsed JSON form (what travels in jobs).
+//! - [`limits`]: hard bounds every architecture must satisfy.
+//! - [`reward`]: the paper's rewards and the EMA baseline.
+//! - [`config`]: experiment configuration (TOML, paper defaults).
+//! - [`error`]: the errors, each naming the field and the bound.
+
+pub mod arch;
+pub mod config;
+pub mod error;
+pub mod limits;
+pub mod reward;
+pub mod schema;
+pub mod space;
+
+pub use arch::Architecture;
+pub use config::ExperimentConfig;
+pub use error::{ArchError, ConfigError};
+pub use limits::ArchLimits;
+pub use schema::TokenSchema;
+pub use space::{Space, SpaceKind};

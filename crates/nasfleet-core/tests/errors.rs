@@ -1,0 +1,77 @@
+//! Bad input gets a precise error: which field, which bound.
+
+use nasfleet_core::{ArchLimits, Architecture, ExperimentConfig};
+
+fn err(json: &str) -> String {
+    Architecture::from_json(json.as_bytes(), &ArchLimits::default()).unwrap_err().to_string()
+}
+
+const LAYER: &str = r#"{"filter_height":3,"filter_width":3,"filters":24,"inputs":[]}"#;
+
+#[test]
+fn layers_out_of_range() {
+    let many = vec![LAYER; 65].join(",");
+    let e = err(&format!(r#"{{"version":1,"space":"cnn","layers":[{many}]}}"#));
+    assert!(e.contains("layers") && e.contains("65 layers") && e.contains("1..=64"), "{e}");
+    let e = err(r#"{"version":1,"space":"cnn","layers":[]}"#);
+    assert!(e.contains("0 layers"), "{e}");
+}
+
+#[test]
+fn unknown_field_names_the_path() {
+    let e = err(r#"{"version":1,"space":"cnn","layers":[{"filter_height":3,"filter_width":3,"filters":24,"colour":1}]}"#);
+    assert!(e.contains("layers[0]") && e.contains("colour"), "{e}");
+    let e = err(r#"{"version":1,"space":"cnn","layers":[], "extra": 1}"#);
+    assert!(e.contains("extra"), "{e}");
+}
+
+#[test]
+fn invalid_json_names_line_and_column() {
+    let e = err("{\"version\":1,\n\"space\": cnn}");
+    assert!(e.contains("line 2"), "{e}");
+}
+
+#[test]
+fn bounds_name_the_field() {
+    let e = err(r#"{"version":1,"space":"cnn","layers":[{"filter_height":3,"filter_width":3,"filters":0}]}"#);
+    assert!(e.contains("layers[0].filters") && e.contains("1..=1024"), "{e}");
+    let e = err(r#"{"version":1,"space":"cnn","layers":[{"filter_height":4,"filter_width":3,"filters":8}]}"#);
+    assert!(e.contains("layers[0].filter_height"), "{e}");
+    let e = err(r#"{"version":1,"space":"cnn","layers":[{"filter_height":3,"filter_width":3,"filters":8,"inputs":[0]}]}"#);
+    assert!(e.contains("layers[0].inputs"), "{e}");
+    let e = err(r#"{"version":2,"space":"cnn","layers":[]}"#);
+    assert!(e.contains("version 2"), "{e}");
+    let e = err(r#"{"space":"cnn","layers":[]}"#);
+    assert!(e.contains("version"), "{e}");
+}
+
+#[test]
+fn oversized_and_deep_payloads_are_refused_before_work() {
+    let big = format!(r#"{{"version":1,"space":"cnn","layers":[{}]}}"#, vec![LAYER; 2000].join(","));
+    assert!(err(&big).contains("over the cap"));
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let e = Architecture::from_json(deep.as_bytes(), &ArchLimits { max_payload_bytes: 1 << 20, ..Default::default() })
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("recursion"), "{e}");
+}
+
+#[test]
+fn cell_and_nb201_errors() {
+    let e = err(r#"{"version":1,"space":"rnn-cell","base":3,"nodes":[],"inject":{"combine":"add","activation":"tanh","node":0},"cell_node":0}"#);
+    assert!(e.contains("base") && e.contains("power of two"), "{e}");
+    let e = err(r#"{"version":1,"space":"nb201","ops":["none","none","none","none","none","conv"]}"#);
+    assert!(e.contains("ops[5]") || e.contains("ops"), "{e}");
+}
+
+#[test]
+fn config_unknown_key_is_named() {
+    let e = ExperimentConfig::from_toml_str("[controller]\nlearning_rate = 0.1\n", "x.toml").unwrap_err().to_string();
+    assert!(e.contains("learning_rate"), "{e}");
+    let e = ExperimentConfig::from_toml_str("[search]\nbatch = 0\n", "x.toml").unwrap_err().to_string();
+    assert!(e.contains("search.batch"), "{e}");
+    let d = ExperimentConfig::from_toml_str("", "x.toml").unwrap();
+    assert_eq!(d, ExperimentConfig::default());
+    assert_eq!(d.controller.lr, 0.0006);
+    assert_eq!(d.cnn.num_filters, vec![24, 36, 48, 64]);
+}
