@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+pub use crate::config_image::ImageTrainConfig;
+pub use crate::config_lm::LmTrainConfig;
 use crate::error::ConfigError;
 use crate::limits::ArchLimits;
 use crate::reward::RewardConfig;
@@ -129,6 +131,10 @@ pub struct TrainConfig {
     /// Training / validation sizes drawn from the training set (paper: 45,000 / 5,000).
     pub train_size: usize,
     pub valid_size: usize,
+    /// Image (CNN) children: data, augmentation, budgets, precision.
+    pub image: ImageTrainConfig,
+    /// Language-model (recurrent cell) children.
+    pub lm: LmTrainConfig,
 }
 
 impl Default for TrainConfig {
@@ -145,6 +151,8 @@ impl Default for TrainConfig {
             schedule: LrSchedule::Constant,
             train_size: 45_000,
             valid_size: 5_000,
+            image: ImageTrainConfig::default(),
+            lm: LmTrainConfig::default(),
         }
     }
 }

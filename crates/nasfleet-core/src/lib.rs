@@ -19,15 +19,23 @@
 //! - [`limits`]: hard bounds every architecture must satisfy.
 //! - [`reward`]: the paper's rewards and the EMA baseline.
 //! - [`config`]: experiment configuration (TOML, paper defaults).
+//! - [`strategy`]: the interface every search strategy implements, with the
+//!   two that need no libtorch (random search, regularised evolution) and a
+//!   synthetic CNN reward to compare them in seconds.
+//! - [`trainer`]: the trainer interface and the job / result wire types.
 //! - [`error`]: the errors, each naming the field and the bound.
 
 pub mod arch;
 pub mod config;
+mod config_image;
+mod config_lm;
 pub mod error;
 pub mod limits;
 pub mod reward;
 pub mod schema;
 pub mod space;
+pub mod strategy;
+pub mod trainer;
 
 pub use arch::Architecture;
 pub use config::ExperimentConfig;

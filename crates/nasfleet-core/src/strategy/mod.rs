@@ -1,0 +1,227 @@
+//! The search-strategy interface: the RL controller, random search and
+//! regularised evolution all sit behind [`SearchStrategy`], so the controller
+//! loop, the fleet and the benchmarks never know which one runs.
+//!
+//! The loop is: `propose(n)` → train children → `update(batch of m feedbacks)`.
+//! Proposals carry their action tokens; feedback returns them with the reward
+//! (the paper's "store actions, recompute log-probs at update time").
+//! `checkpoint()` captures *everything* (weights, optimiser, baseline, RNG,
+//! depth-schedule position) so that `restore` + the same calls reproduce an
+//! uninterrupted run bit for bit.
+//!
+//! # Layout
+//!
+//! - this module: the trait, its plain-data types, and the helpers every
+//!   strategy shares (feedback validation, the schema of a token sequence).
+//! - [`random`]: uniform random search (the paper's control experiment 2).
+//! - [`evolution`]: regularised (aging) evolution (Real et al. 2019).
+//! - [`synthetic`]: a cheap, known reward on the CNN space, so strategies can
+//!   be compared in seconds without training a child.
+//!
+//! The RL controller needs libtorch and lives in `nasfleet-torch`
+//! (`nasfleet_torch::controller`), whose `build_strategy` selects among all
+//! three; [`build_pure_strategy`] builds the two that need no tch.
+
+pub mod evolution;
+pub mod random;
+pub mod synthetic;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::arch::Architecture;
+use crate::config::{ExperimentConfig, StrategyKind};
+use crate::error::ArchError;
+use crate::schema::TokenSchema;
+use crate::space::Space;
+
+pub use evolution::RegularizedEvolution;
+pub use random::RandomSearch;
+pub use synthetic::SyntheticCnnReward;
+
+/// One architecture to train.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Proposal {
+    pub actions: Vec<u32>,
+    pub arch: Architecture,
+    /// Policy version that sampled it (lag = version at update − this).
+    pub policy_version: u64,
+}
+
+/// A finished child's reward, returned with its actions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Feedback {
+    pub actions: Vec<u32>,
+    pub reward: f64,
+}
+
+/// What one update did. Strategies without a loss report 0 for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpdateStats {
+    pub loss: f64,
+    pub baseline: f64,
+    pub mean_reward: f64,
+    pub entropy: f64,
+    pub grad_norm: f64,
+    pub policy_version: u64,
+}
+
+#[derive(Debug, Error)]
+pub enum StrategyError {
+    #[error("invalid feedback: {0}")]
+    Feedback(String),
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    #[error("policy thread: {0}")]
+    Thread(String),
+    #[error("strategy configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Arch(#[from] crate::error::ArchError),
+}
+
+pub trait SearchStrategy: Send {
+    fn name(&self) -> &'static str;
+    /// Samples `n` architectures (advances the RNG and the depth schedule).
+    fn propose(&mut self, n: usize) -> Result<Vec<Proposal>, StrategyError>;
+    /// Applies one batch of rewards. Rewards must be finite.
+    fn update(&mut self, batch: &[Feedback]) -> Result<UpdateStats, StrategyError>;
+    /// Current policy version (number of updates applied).
+    fn policy_version(&self) -> u64;
+    /// Architectures proposed so far: the depth schedule's position.
+    fn samples_drawn(&self) -> u64;
+    /// The complete state as bytes.
+    fn checkpoint(&self) -> Result<Vec<u8>, StrategyError>;
+    /// Replaces the state with a checkpoint taken from a strategy built with
+    /// the same configuration.
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), StrategyError>;
+}
+
+/// Builds the strategies that need no libtorch (random search, evolution)
+/// for `cfg.space()`. Asking it for `rl` is a configuration error: the RL
+/// controller is built by `nasfleet_torch::controller::build_strategy`, which
+/// also delegates here for the other two.
+pub fn build_pure_strategy(cfg: &ExperimentConfig) -> Result<Box<dyn SearchStrategy>, StrategyError> {
+    let space = cfg.space();
+    match cfg.search.strategy {
+        StrategyKind::Random => Ok(Box::new(RandomSearch::new(space, cfg.search.seed))),
+        StrategyKind::Evolution => Ok(Box::new(RegularizedEvolution::new(space, &cfg.evolution, cfg.search.seed)?)),
+        StrategyKind::Rl => Err(StrategyError::Config(
+            "strategy \"rl\" needs libtorch: build it with nasfleet_torch::controller::build_strategy".into(),
+        )),
+    }
+}
+
+/// The schema that a complete token sequence of `space` follows. The CNN
+/// space's depth grows during a search, so its sequences are recognised by
+/// their length; the other spaces have a single schema. The tokens are
+/// checked against the schema (count and range of every token).
+pub fn schema_for_tokens(space: &Space, tokens: &[u32]) -> Result<TokenSchema, ArchError> {
+    let schema = match space {
+        Space::Cnn(s) => match s.layers_for_token_count(tokens.len()) {
+            Some(l) if l >= 1 => s.schema(l),
+            _ => {
+                // Let decode phrase the error: it names the neighbouring lengths.
+                s.decode(tokens)?;
+                return Err(ArchError::invalid("tokens", format!("{} tokens is no layer count's length", tokens.len())));
+            }
+        },
+        other => other.schema(1),
+    };
+    schema.check_tokens(tokens)?;
+    Ok(schema)
+}
+
+/// Checks a batch before any state changes: it is not empty, every reward is
+/// finite and every action sequence is a complete sequence of `space`.
+/// Returns each feedback's schema, in order. Errors name the offending entry.
+pub fn check_feedback(space: &Space, batch: &[Feedback]) -> Result<Vec<TokenSchema>, StrategyError> {
+    if batch.is_empty() {
+        return Err(StrategyError::Feedback("the batch is empty".into()));
+    }
+    batch
+        .iter()
+        .enumerate()
+        .map(|(k, f)| {
+            if !f.reward.is_finite() {
+                return Err(StrategyError::Feedback(format!("feedback {k}: reward {} is not finite", f.reward)));
+            }
+            schema_for_tokens(space, &f.actions).map_err(|e| StrategyError::Feedback(format!("feedback {k}: {e}")))
+        })
+        .collect()
+}
+
+/// Mean reward of a (checked, non-empty) batch.
+pub fn mean_reward(batch: &[Feedback]) -> f64 {
+    batch.iter().map(|f| f.reward).sum::<f64>() / batch.len().max(1) as f64
+}
+
+/// Decodes sampled tokens into a proposal.
+pub fn proposal(space: &Space, actions: Vec<u32>, policy_version: u64) -> Result<Proposal, StrategyError> {
+    let arch = space.decode(&actions)?;
+    Ok(Proposal { actions, arch, policy_version })
+}
+
+/// Envelope of the pure strategies' JSON checkpoints: a restore into another
+/// strategy or space is refused with a message naming both.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct JsonCheckpoint<T> {
+    pub format: u32,
+    pub strategy: String,
+    pub space: String,
+    pub state: T,
+}
+
+pub(crate) const JSON_CHECKPOINT_FORMAT: u32 = 1;
+
+pub(crate) fn to_json_checkpoint<T: Serialize>(strategy: &str, space: &Space, state: &T) -> Result<Vec<u8>, StrategyError> {
+    serde_json::to_vec(&JsonCheckpoint {
+        format: JSON_CHECKPOINT_FORMAT,
+        strategy: strategy.into(),
+        space: space.kind().name().into(),
+        state,
+    })
+    .map_err(|e| StrategyError::Checkpoint(format!("cannot serialise the {strategy} state: {e}")))
+}
+
+pub(crate) fn from_json_checkpoint<T: for<'de> Deserialize<'de>>(
+    strategy: &str,
+    space: &Space,
+    bytes: &[u8],
+) -> Result<T, StrategyError> {
+    // The envelope first, so a checkpoint of another strategy is named as
+    // such rather than reported as a missing field.
+    let c: JsonCheckpoint<serde_json::Value> = serde_json::from_slice(bytes)
+        .map_err(|e| StrategyError::Checkpoint(format!("not a valid {strategy} checkpoint: {e}")))?;
+    if c.format != JSON_CHECKPOINT_FORMAT {
+        return Err(StrategyError::Checkpoint(format!(
+            "checkpoint format {} is not the supported format {JSON_CHECKPOINT_FORMAT}",
+            c.format
+        )));
+    }
+    if c.strategy != strategy || c.space != space.kind().name() {
+        return Err(StrategyError::Checkpoint(format!(
+            "checkpoint of strategy {:?} on space {:?} cannot restore strategy {strategy:?} on space {:?}",
+            c.strategy,
+            c.space,
+            space.kind().name()
+        )));
+    }
+    serde_json::from_value(c.state)
+        .map_err(|e| StrategyError::Checkpoint(format!("invalid {strategy} checkpoint state: {e}")))
+}
+
+/// serde_json's default float parser is not always correctly rounded, so f64s
+/// that must survive a checkpoint bit for bit travel as their IEEE bits.
+pub(crate) mod f64_bits {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(v.to_bits())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        u64::deserialize(d).map(f64::from_bits)
+    }
+}

@@ -1,0 +1,145 @@
+//! The trainer interface and the job wire types: what travels from the
+//! controller to a worker and back.
+//!
+//! A job carries everything needed to train it (architecture, recipe, reward
+//! rule, dataset name, seed), so a worker needs no configuration beyond the
+//! queue address and its local data paths. Wire types tolerate unknown fields
+//! (newer controllers may add some); the architecture inside is parsed
+//! strictly by [`crate::Architecture::from_value`] because it is a contract.
+//!
+//! Trainers run on a dedicated thread that owns their tensors; they talk to
+//! the worker loop only through [`TrainContext`] (plain data).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::arch::Architecture;
+use crate::config::TrainConfig;
+use crate::reward::RewardConfig;
+
+pub const JOB_FORMAT_VERSION: u32 = 1;
+
+/// The queue payload of one child.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub version: u32,
+    pub job_id: String,
+    pub run: String,
+    /// The architecture's versioned JSON form; validated by the worker.
+    pub arch: serde_json::Value,
+    /// The controller's action tokens (so the reward can be matched back).
+    pub actions: Vec<u32>,
+    pub policy_version: u64,
+    pub train: TrainConfig,
+    pub reward: RewardConfig,
+    /// Seed of this child's training (weights init, data order, augmentation).
+    pub seed: u64,
+}
+
+/// Metrics of one finished epoch, reported as progress and kept in history.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub train_loss: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_accuracy: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_perplexity: Option<f64>,
+    pub seconds: f64,
+}
+
+/// What a worker posts for a finished child.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobResult {
+    pub version: u32,
+    pub job_id: String,
+    pub reward: f64,
+    pub metrics: Vec<EpochMetrics>,
+    pub worker: String,
+    /// Unix milliseconds.
+    pub started_ms: u64,
+    pub finished_ms: u64,
+    /// Why the reward is what it is when training did not go normally
+    /// (e.g. "diverged: loss is NaN at epoch 3").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A job after validation: what a trainer receives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainJob {
+    pub job_id: String,
+    pub arch: Architecture,
+    pub train: TrainConfig,
+    pub reward: RewardConfig,
+    pub seed: u64,
+}
+
+/// A trainer's answer for a child that trained to the end (or diverged).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainOutcome {
+    pub reward: f64,
+    pub metrics: Vec<EpochMetrics>,
+    pub note: Option<String>,
+}
+
+/// Why a child did not produce a reward. The queue treats the kinds
+/// differently: permanent → dead letter at once; retryable → back to the
+/// queue (spends a delivery); preempted → released without spending one.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum TrainError {
+    /// Invalid architecture, over budget, unknown dataset: retrying cannot help.
+    #[error("permanent: {0}")]
+    Permanent(String),
+    /// Infrastructure trouble (out of memory on a busy GPU, I/O): another
+    /// attempt may succeed.
+    #[error("retryable: {0}")]
+    Retryable(String),
+    /// Stopped on request (SIGTERM); the last checkpoint is on disk.
+    #[error("preempted after epoch {epochs_done}")]
+    Preempted { epochs_done: usize },
+}
+
+/// What the worker loop offers a running trainer.
+pub trait TrainContext {
+    /// Called after every epoch; the worker forwards it in its heartbeats.
+    fn progress(&mut self, metrics: &EpochMetrics);
+    /// True once the worker has been asked to stop (preemption notice): the
+    /// trainer checkpoints and returns [`TrainError::Preempted`].
+    fn should_stop(&self) -> bool;
+    /// Where to keep per-epoch checkpoints of this job (None: do not).
+    fn checkpoint_dir(&self) -> Option<&Path>;
+}
+
+/// A trainer for one or more search spaces.
+pub trait Trainer: Send {
+    fn train(&mut self, job: &TrainJob, ctx: &mut dyn TrainContext) -> Result<TrainOutcome, TrainError>;
+}
+
+/// A simple context for one-off training (`nasfleet train`, tests).
+#[derive(Debug, Default)]
+pub struct BasicContext {
+    pub checkpoint_dir: Option<PathBuf>,
+    pub history: Vec<EpochMetrics>,
+    /// Print one line per epoch to stderr.
+    pub verbose: bool,
+}
+
+impl TrainContext for BasicContext {
+    fn progress(&mut self, m: &EpochMetrics) {
+        if self.verbose {
+            let acc = m.valid_accuracy.map(|a| format!(" valid_acc {a:.4}")).unwrap_or_default();
+            let ppl = m.valid_perplexity.map(|p| format!(" valid_ppl {p:.2}")).unwrap_or_default();
+            eprintln!("epoch {:>3}  loss {:.4}{acc}{ppl}  ({:.1}s)", m.epoch, m.train_loss, m.seconds);
+        }
+        self.history.push(m.clone());
+    }
+    fn should_stop(&self) -> bool {
+        false
+    }
+    fn checkpoint_dir(&self) -> Option<&Path> {
+        self.checkpoint_dir.as_deref()
+    }
+}

@@ -1,0 +1,37 @@
+//! # nasfleet (the binary)
+//!
+//! A thin layer that parses the command line ([`cli`]) and wires the library
+//! crates together; no search logic lives here. Errors are `anyhow` with
+//! context and go to stderr with a non-zero exit; results go to stdout.
+
+mod cli;
+mod space_cmd;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = cli::Cli::parse();
+    init_tracing(args.verbose);
+    let result = match args.command {
+        cli::Command::Space(cmd) => space_cmd::run(cmd),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr; `-v` raises the level, `RUST_LOG` overrides it.
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn,nasfleet=info",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

@@ -1,0 +1,95 @@
+//! Architecture invariants (ARCHITECTURE.md), checked on the real dependency
+//! graph from `cargo metadata`:
+//! - nasfleet-core depends on none of tokio, redis, tch (even transitively);
+//! - only nasfleet-torch depends on tch / torch-sys directly;
+//! - the data, nb201 and queue crates do not pull in tch;
+//! - the queue crate does not depend on tch or on the torch crate.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+fn metadata() -> serde_json::Value {
+    static META: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    META.get_or_init(load_metadata).clone()
+}
+
+fn load_metadata() -> serde_json::Value {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// package name -> names of its normal (non-dev) dependencies, from the resolve graph.
+fn graph(meta: &serde_json::Value) -> (BTreeMap<String, BTreeSet<String>>, BTreeSet<String>) {
+    let names: BTreeMap<String, String> = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["id"].as_str().unwrap().to_string(), p["name"].as_str().unwrap().to_string()))
+        .collect();
+    let mut g = BTreeMap::new();
+    for node in meta["resolve"]["nodes"].as_array().unwrap() {
+        let name = names[node["id"].as_str().unwrap()].clone();
+        let deps = node["deps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["dep_kinds"].as_array().unwrap().iter().any(|k| k["kind"].is_null() || k["kind"] == "build"))
+            .map(|d| names[d["pkg"].as_str().unwrap()].clone())
+            .collect();
+        g.insert(name, deps);
+    }
+    let members = meta["workspace_members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| names[id.as_str().unwrap()].clone())
+        .collect();
+    (g, members)
+}
+
+fn closure(g: &BTreeMap<String, BTreeSet<String>>, root: &str) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![root.to_string()];
+    while let Some(n) = stack.pop() {
+        for d in g.get(&n).into_iter().flatten() {
+            if seen.insert(d.clone()) {
+                stack.push(d.clone());
+            }
+        }
+    }
+    seen
+}
+
+#[test]
+fn core_depends_on_none_of_tokio_redis_tch() {
+    let (g, _) = graph(&metadata());
+    let deps = closure(&g, "nasfleet-core");
+    for banned in ["tokio", "redis", "tch", "torch-sys"] {
+        assert!(!deps.contains(banned), "nasfleet-core depends on {banned} (transitively)");
+    }
+}
+
+#[test]
+fn only_the_torch_crate_depends_on_tch() {
+    let (g, members) = graph(&metadata());
+    // The check can see tch when it is there.
+    assert!(g["nasfleet-torch"].contains("tch"), "graph does not show nasfleet-torch -> tch");
+    for m in &members {
+        let direct = &g[m];
+        if m != "nasfleet-torch" {
+            assert!(!direct.contains("tch") && !direct.contains("torch-sys"), "{m} depends on tch directly");
+        }
+    }
+    for pure in ["nasfleet-core", "nasfleet-data", "nasfleet-nb201", "nasfleet-queue"] {
+        if members.contains(pure) {
+            let deps = closure(&g, pure);
+            assert!(!deps.contains("tch") && !deps.contains("nasfleet-torch"), "{pure} pulls in tch");
+        }
+    }
+}

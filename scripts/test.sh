@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: set-up (libtorch, redis-server
+# check), then every crate's tests. Idempotent; fast when set-up is done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+eval "$(scripts/setup.sh)"
+cargo test --workspace --locked "$@"
