@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(scripts/setup.sh)"
-cargo test --workspace --locked "$@"
+cargo test --workspace "$@"
