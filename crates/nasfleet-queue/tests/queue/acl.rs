@@ -1,0 +1,312 @@
+//! The shipped ACL example (`redis/users.acl.example`): each user can make
+//! the calls of its role and is refused everything else.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nasfleet_queue::testing::{RedisServer, RedisServerOptions};
+use nasfleet_queue::{Completion, JobOutcome, JobQueue, QueueError, RedisQueue};
+
+use crate::support::{config, consumer, redis_config};
+
+const RUN: &str = "acl";
+
+fn acl_file() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("redis/users.acl.example")
+}
+
+async fn connect(server: &RedisServer, user: &str) -> Result<RedisQueue, QueueError> {
+    let mut cfg = redis_config(
+        server.url_for(user, &format!("{user}-example-password")),
+        RUN,
+        config(Duration::from_secs(60)),
+    );
+    cfg.retry_for = Duration::from_secs(2);
+    RedisQueue::connect(cfg).await
+}
+
+async fn raw(server: &RedisServer, user: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server.url_for(user, &format!("{user}-example-password")))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+fn denied<T: std::fmt::Debug>(what: &str, r: Result<T, QueueError>) {
+    match r {
+        Err(e) if e.is_permission_denied() => {}
+        other => panic!("{what}: expected permission denied, got {other:?}"),
+    }
+}
+
+/// Runs a raw command and expects the server to refuse it on ACL grounds.
+async fn refused(conn: &mut redis::aio::MultiplexedConnection, what: &str, cmd: &redis::Cmd) {
+    match cmd.query_async::<redis::Value>(conn).await {
+        Err(e) => {
+            let s = e.to_string();
+            assert!(
+                s.contains("NOPERM") || s.contains("can't") || s.contains("no permissions"),
+                "{what}: refused for the wrong reason: {s}"
+            );
+        }
+        Ok(v) => panic!("{what}: expected a refusal, got {v:?}"),
+    }
+}
+
+fn cmd(parts: &[&str]) -> redis::Cmd {
+    let mut c = redis::cmd(parts[0]);
+    for p in &parts[1..] {
+        c.arg(*p);
+    }
+    c
+}
+
+#[tokio::test]
+async fn each_user_can_do_its_job_and_nothing_else() {
+    let server = RedisServer::start_with(RedisServerOptions {
+        aclfile: Some(acl_file()),
+        ..Default::default()
+    })
+    .unwrap();
+
+    // Only the admin may load the library; the others fail with a precise
+    // error until it is there.
+    match connect(&server, "worker").await {
+        Err(QueueError::Functions { problem, .. }) => assert_eq!(problem, "is not loaded"),
+        other => panic!("worker before the library: {other:?}"),
+    }
+    let admin = connect(&server, "admin")
+        .await
+        .expect("admin loads the library");
+    let controller = connect(&server, "controller").await.unwrap();
+    let worker = connect(&server, "worker").await.unwrap();
+    let viewer = connect(&server, "viewer").await.unwrap();
+    denied(
+        "controller loads functions",
+        controller.load_functions().await,
+    );
+    denied("worker loads functions", worker.load_functions().await);
+    denied("viewer loads functions", viewer.load_functions().await);
+    admin.load_functions().await.unwrap();
+
+    // Controller: enqueue.
+    for j in ["j1", "j2", "j3"] {
+        controller.enqueue(j, "p").await.unwrap();
+    }
+
+    // Worker: the whole job life cycle.
+    let w = consumer("w");
+    worker.worker_alive(&w).await.unwrap();
+    let l1 = worker.fetch(&w, Duration::ZERO).await.unwrap().unwrap();
+    assert!(worker.heartbeat(&w, &l1, "{}").await.unwrap());
+    assert_eq!(
+        worker.complete(&w, &l1, "ok").await.unwrap(),
+        Completion::Recorded
+    );
+    let l2 = worker.fetch(&w, Duration::ZERO).await.unwrap().unwrap();
+    assert!(worker.release(&w, &l2).await.unwrap());
+    let l2 = worker.fetch(&w, Duration::ZERO).await.unwrap().unwrap();
+    assert!(worker.abandon(&w, &l2).await.unwrap());
+    let l2 = worker.fetch(&w, Duration::ZERO).await.unwrap().unwrap();
+    assert_eq!(
+        l2.deliveries, 2,
+        "release gave its delivery back, abandon did not"
+    );
+    assert_eq!(
+        worker
+            .dead_letter(&w, &l2, "invalid_payload", "nope")
+            .await
+            .unwrap(),
+        Completion::Recorded
+    );
+    // Worker: refused.
+    denied("worker enqueues", worker.enqueue("j9", "p").await);
+    denied(
+        "worker reads results",
+        worker.read_results(&w, 10, Duration::ZERO).await,
+    );
+    denied(
+        "worker acks results",
+        worker.ack_results(&["1-0".to_owned()]).await,
+    );
+    denied("worker reads status", worker.status(10).await);
+    let k = worker.keys().clone();
+    let mut wr = raw(&server, "worker").await;
+    refused(&mut wr, "worker EVAL", &cmd(&["EVAL", "return 1", "0"])).await;
+    refused(
+        &mut wr,
+        "worker XADD jobs",
+        &cmd(&["XADD", &k.jobs, "*", "job", "x", "payload", "p"]),
+    )
+    .await;
+    refused(
+        &mut wr,
+        "worker HSET enqueued",
+        &cmd(&["HSET", &k.enqueued, "x", "1-0"]),
+    )
+    .await;
+    refused(
+        &mut wr,
+        "worker HSET outcome",
+        &cmd(&["HSET", &k.outcome, "j3", "fake"]),
+    )
+    .await;
+    refused(
+        &mut wr,
+        "worker HDEL outcome",
+        &cmd(&["HDEL", &k.outcome, "j1"]),
+    )
+    .await;
+    refused(
+        &mut wr,
+        "worker XDEL results",
+        &cmd(&["XDEL", &k.results, "1-0"]),
+    )
+    .await;
+    refused(
+        &mut wr,
+        "worker XRANGE results",
+        &cmd(&["XRANGE", &k.results, "-", "+"]),
+    )
+    .await;
+    refused(
+        &mut wr,
+        "worker FUNCTION LOAD",
+        &cmd(&[
+            "FUNCTION",
+            "LOAD",
+            "REPLACE",
+            nasfleet_queue::LIBRARY_SOURCE,
+        ]),
+    )
+    .await;
+    refused(
+        &mut wr,
+        "worker FUNCTION DELETE",
+        &cmd(&["FUNCTION", "DELETE", "nasfleet"]),
+    )
+    .await;
+    refused(
+        &mut wr,
+        "worker FCALL nasfleet_enqueue",
+        &cmd(&[
+            "FCALL",
+            "nasfleet_enqueue",
+            "4",
+            &k.jobs,
+            &k.results,
+            &k.outcome,
+            &k.enqueued,
+            "j9",
+            "p",
+        ]),
+    )
+    .await;
+    refused(&mut wr, "worker KEYS", &cmd(&["KEYS", "*"])).await;
+
+    // Controller: results and inspection.
+    let ctl = consumer("controller");
+    let events = controller
+        .read_results(&ctl, 10, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 2);
+    assert!(matches!(&events[0].outcome, JobOutcome::Ok { result } if result == "ok"));
+    assert!(
+        matches!(&events[1].outcome, JobOutcome::Dead { reason, .. } if reason == "invalid_payload")
+    );
+    let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(controller.ack_results(&ids).await.unwrap(), 2);
+    let s = controller.status(10).await.unwrap();
+    assert_eq!((s.depth, s.outcomes, s.dead_total), (1, 2, 1));
+    let mut cr = raw(&server, "controller").await;
+    refused(&mut cr, "controller EVAL", &cmd(&["EVAL", "return 1", "0"])).await;
+    refused(
+        &mut cr,
+        "controller CONFIG SET",
+        &cmd(&["CONFIG", "SET", "appendonly", "no"]),
+    )
+    .await;
+    refused(&mut cr, "controller FLUSHALL", &cmd(&["FLUSHALL"])).await;
+    refused(
+        &mut cr,
+        "controller FUNCTION DELETE",
+        &cmd(&["FUNCTION", "DELETE", "nasfleet"]),
+    )
+    .await;
+    refused(
+        &mut cr,
+        "controller other keys",
+        &cmd(&["SET", "elsewhere", "1"]),
+    )
+    .await;
+
+    // Viewer: read-only.
+    let s = viewer.status(10).await.unwrap();
+    assert_eq!(
+        (s.depth, s.outcomes, s.dead_total, s.enqueued),
+        (1, 2, 1, 3)
+    );
+    assert_eq!(s.workers.len(), 1);
+    denied("viewer enqueues", viewer.enqueue("j9", "p").await);
+    denied(
+        "viewer fetches",
+        viewer.fetch(&consumer("v"), Duration::ZERO).await,
+    );
+    denied(
+        "viewer reads results",
+        viewer
+            .read_results(&consumer("v"), 10, Duration::ZERO)
+            .await,
+    );
+    let mut vr = raw(&server, "viewer").await;
+    refused(
+        &mut vr,
+        "viewer XADD",
+        &cmd(&["XADD", &k.jobs, "*", "job", "x"]),
+    )
+    .await;
+    refused(
+        &mut vr,
+        "viewer HSET",
+        &cmd(&["HSET", &k.outcome, "x", "y"]),
+    )
+    .await;
+    refused(
+        &mut vr,
+        "viewer XACK",
+        &cmd(&["XACK", &k.jobs, "workers", "1-0"]),
+    )
+    .await;
+    refused(
+        &mut vr,
+        "viewer FCALL (write)",
+        &cmd(&[
+            "FCALL",
+            "nasfleet_worker_alive",
+            "1",
+            &k.worker("v"),
+            "h",
+            "d",
+            "1000",
+        ]),
+    )
+    .await;
+    refused(&mut vr, "viewer EVAL", &cmd(&["EVAL", "return 1", "0"])).await;
+
+    // Nobody else gets in.
+    let mut anon = redis_config(server.url(), RUN, config(Duration::from_secs(60)));
+    anon.retry_for = Duration::from_secs(1);
+    denied("connect without a user", RedisQueue::connect(anon).await);
+    let mut wrong = redis_config(
+        server.url_for("worker", "wrong"),
+        RUN,
+        config(Duration::from_secs(60)),
+    );
+    wrong.retry_for = Duration::from_secs(1);
+    denied(
+        "connect with a wrong password",
+        RedisQueue::connect(wrong).await,
+    );
+}

@@ -1,0 +1,22 @@
+//! Integration tests of nasfleet-queue, one binary:
+//!
+//! * `conformance` — one generic suite, run against [`MemoryQueue`] and
+//!   [`RedisQueue`] through the [`support::Harness`] trait.
+//! * `faults` — Redis only: kill -9 / restart, network cuts through a proxy,
+//!   blocking reads vs heartbeats, cancelled and lost fetches.
+//! * `acl` — the shipped `redis/users.acl.example`, allowed and refused calls.
+//! * `tls` — TLS-only redis-server with throwaway certificates.
+//! * `invariants` — architecture rules stated as absences.
+//!
+//! Every Redis test starts its own `redis-server` on a free loopback port
+//! (see `nasfleet_queue::testing`).
+//!
+//! [`MemoryQueue`]: nasfleet_queue::MemoryQueue
+//! [`RedisQueue`]: nasfleet_queue::RedisQueue
+
+mod acl;
+mod conformance;
+mod faults;
+mod invariants;
+mod support;
+mod tls;
