@@ -10,7 +10,7 @@
 #   $NASFLEET_CACHE (default ~/.cache/nasfleet) and reused by every clone and
 #   by CI. The binary finds libtorch at run time through an rpath written by
 #   crates/nasfleet-torch/build.rs, so users never set LD_LIBRARY_PATH.
-# - redis-server: checked; installed with apt-get when running as root.
+# - redis-server and openssl: checked; installed with apt-get when root.
 set -euo pipefail
 
 TORCH_VERSION=2.11.0
@@ -19,14 +19,16 @@ VENV=$CACHE/torch-$TORCH_VERSION-venv
 
 log() { echo "setup: $*" >&2; }
 
-ensure_redis() {
-  if command -v redis-server >/dev/null 2>&1; then return; fi
+# ensure_tool COMMAND DEBIAN-PACKAGE: the tests need real redis-server and
+# openssl (the TLS test makes a throwaway CA).
+ensure_tool() {
+  if command -v "$1" >/dev/null 2>&1; then return; fi
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    log "redis-server missing; installing it with apt-get"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server >&2 \
-      || { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server >&2; }
+    log "$1 missing; installing $2 with apt-get"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y "$2" >&2 \
+      || { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y "$2" >&2; }
   else
-    log "redis-server is not installed and this is not root: install it (Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis) and rerun"
+    log "$1 is not installed and this is not root: install it (Debian/Ubuntu: sudo apt-get install $2; macOS: brew install $2) and rerun"
     exit 1
   fi
 }
@@ -58,5 +60,6 @@ ensure_torch() {
   echo "export LIBTORCH_USE_PYTORCH=1"
 }
 
-ensure_redis
+ensure_tool redis-server redis-server
+ensure_tool openssl openssl
 ensure_torch
