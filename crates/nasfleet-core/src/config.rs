@@ -6,8 +6,10 @@
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+pub use crate::config_fleet::FleetConfig;
 pub use crate::config_image::ImageTrainConfig;
-pub use crate::config_lm::LmTrainConfig;
+pub use crate::config_lm::{LmOptimizer, LmTrainConfig};
+pub use crate::config_table::TableTrainConfig;
 use crate::error::ConfigError;
 use crate::limits::ArchLimits;
 use crate::reward::RewardConfig;
@@ -135,6 +137,8 @@ pub struct TrainConfig {
     pub image: ImageTrainConfig,
     /// Language-model (recurrent cell) children.
     pub lm: LmTrainConfig,
+    /// NAS-Bench-201 table lookups (`dataset = "nb201-table"`).
+    pub table: TableTrainConfig,
 }
 
 impl Default for TrainConfig {
@@ -153,6 +157,7 @@ impl Default for TrainConfig {
             valid_size: 5_000,
             image: ImageTrainConfig::default(),
             lm: LmTrainConfig::default(),
+            table: TableTrainConfig::default(),
         }
     }
 }
@@ -169,6 +174,8 @@ pub struct ExperimentConfig {
     pub reward: RewardConfig,
     pub train: TrainConfig,
     pub limits: ArchLimits,
+    /// Queue, worker and embedded-mode settings.
+    pub fleet: FleetConfig,
 }
 
 impl ExperimentConfig {
@@ -228,6 +235,7 @@ impl ExperimentConfig {
                 format!("{} must be in 1..=population ({})", self.evolution.sample_size, self.evolution.population),
             ));
         }
+        self.fleet.check().map_err(|(field, message)| bad(&field, message))?;
         Ok(())
     }
 }

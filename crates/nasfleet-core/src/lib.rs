@@ -27,8 +27,10 @@
 
 pub mod arch;
 pub mod config;
+mod config_fleet;
 mod config_image;
 mod config_lm;
+mod config_table;
 pub mod error;
 pub mod limits;
 pub mod reward;

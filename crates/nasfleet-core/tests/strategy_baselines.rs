@@ -253,6 +253,14 @@ fn feedback_is_checked_before_any_state_changes() {
         assert_eq!(e.population().count(), 0);
         assert_eq!(e.policy_version(), 0);
     }
+    // Deeper than the schedule's maximum (20 layers): refused before replay.
+    let deep = RandomSearch::new(cnn(DepthSchedule { start: 21, step: 0, every: 0, max: 21 }), 0)
+        .propose(1)
+        .unwrap()
+        .remove(0)
+        .actions;
+    let err = e.update(&[Feedback { actions: deep, reward: 1.0 }]).unwrap_err().to_string();
+    assert!(err.contains("21 layers is deeper than the depth schedule's maximum of 20"), "{err}");
     let mut r = RandomSearch::new(fixed6(), 1);
     assert!(r.update(&[Feedback { actions: good, reward: f64::INFINITY }]).is_err());
     assert_eq!(r.policy_version(), 0);

@@ -35,14 +35,16 @@ pub const TABLE_SIZE: u64 = 5_610_467;
 pub enum FetchError {
     #[error("no cache directory: set NASFLEET_CACHE (or HOME)")]
     NoCacheDir,
-    #[error("{action} {path}: {source}")]
+    // Underlying errors are in the message, not `source()`s, so a printed
+    // chain (anyhow's `{:#}`) does not repeat them.
+    #[error("{action} {path}: {error}")]
     Io {
         action: &'static str,
         path: PathBuf,
-        source: io::Error,
+        error: io::Error,
     },
-    #[error("cannot run `{python} -m pip` to download {PACKAGE}=={PACKAGE_VERSION} (set PYTHON to a Python 3 with pip): {source}")]
-    PipSpawn { python: String, source: io::Error },
+    #[error("cannot run `{python} -m pip` to download {PACKAGE}=={PACKAGE_VERSION} (set PYTHON to a Python 3 with pip): {error}")]
+    PipSpawn { python: String, error: io::Error },
     #[error("`{python} -m pip download {PACKAGE}=={PACKAGE_VERSION}` failed ({status}): {stderr}")]
     PipFailed {
         python: String,
@@ -51,10 +53,10 @@ pub enum FetchError {
     },
     #[error("pip left no {PACKAGE} {PACKAGE_VERSION} wheel in {dir}")]
     NoWheel { dir: PathBuf },
-    #[error("wheel {wheel}: {source}")]
+    #[error("wheel {wheel}: {error}")]
     Zip {
         wheel: PathBuf,
-        source: zip::result::ZipError,
+        error: zip::result::ZipError,
     },
     #[error("wheel {wheel}: {WHEEL_ENTRY} holds {found} bytes, expected {TABLE_SIZE}")]
     WrongSize { wheel: PathBuf, found: u64 },
@@ -62,10 +64,10 @@ pub enum FetchError {
 
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> FetchError {
     let path = path.to_path_buf();
-    move |source| FetchError::Io {
+    move |error| FetchError::Io {
         action,
         path,
-        source,
+        error,
     }
 }
 
@@ -144,9 +146,9 @@ fn download_and_extract(
     let wheel = pip_download(python, download)?;
 
     let file = fs::File::open(&wheel).map_err(io_err("cannot open", &wheel))?;
-    let zip_err = |source| FetchError::Zip {
+    let zip_err = |error| FetchError::Zip {
         wheel: wheel.clone(),
-        source,
+        error,
     };
     let mut archive = zip::ZipArchive::new(io::BufReader::new(file)).map_err(zip_err)?;
     let mut entry = archive.by_name(WHEEL_ENTRY).map_err(zip_err)?;
@@ -159,10 +161,10 @@ fn download_and_extract(
         Ok(n)
     })();
     let outcome = match copied {
-        Err(source) => Err(FetchError::Io {
+        Err(error) => Err(FetchError::Io {
             action: "cannot extract the table to",
             path: partial.clone(),
-            source,
+            error,
         }),
         Ok(n) if n != TABLE_SIZE => Err(FetchError::WrongSize {
             wheel: wheel.clone(),
@@ -186,9 +188,9 @@ fn pip_download(python: &OsStr, into: &Path) -> Result<PathBuf, FetchError> {
         .arg("-d")
         .arg(into)
         .output()
-        .map_err(|source| FetchError::PipSpawn {
+        .map_err(|error| FetchError::PipSpawn {
             python: python_shown.clone(),
-            source,
+            error,
         })?;
     if !output.status.success() {
         return Err(FetchError::PipFailed {

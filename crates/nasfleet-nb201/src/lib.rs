@@ -19,6 +19,19 @@
 //!   columns `{baseline,analog}_drift_{60,3600,86400,2592000}`.
 //! - `csv`: reads any other table from CSV (`arch,<column>...`), the arch being
 //!   an NB201 string or a NASLib tuple.
+//! - [`trainer`]: [`TableTrainer`], a `nasfleet_core` [`Trainer`] for
+//!   `train.dataset = "nb201-table"`: a child's reward is its table value run
+//!   through the job's reward rule, after an optional simulated training time,
+//!   so the whole fleet (embedded or Redis) can run on the table.
+//! - [`bench`]: the search-efficiency benchmark: every strategy and seed
+//!   through the same propose → table trainer → update loop; best found after
+//!   50 … 1,000 samples, mean ± sample std, percentile ranks, the comparison
+//!   with random search; JSON and text. Strategies come from a factory, so
+//!   this crate needs no libtorch.
+//! - [`plot`]: the bench's PNG (best-so-far curves with bands), drawn without
+//!   any system font.
+//!
+//! [`Trainer`]: nasfleet_core::trainer::Trainer
 //!
 //! # Encodings
 //!
@@ -32,11 +45,15 @@
 //!
 //! # Invariants
 //!
-//! Pure: no tch, tokio or redis. Loading never panics on bad input; every
+//! Pure: no tch, tokio or redis (the RL controller reaches the bench through
+//! a strategy factory the binary passes in). Loading never panics on bad input; every
 //! error names the file, the line or cell, and what is wrong. A table is
 //! immutable plain data, cheap to share as `Arc<Table>`, with O(1) lookups.
 
+pub mod bench;
 pub mod fetch;
+pub mod plot;
+pub mod trainer;
 
 mod csv;
 mod pickle;
@@ -46,6 +63,7 @@ use std::fs;
 use std::path::Path;
 
 pub use fetch::{default_cache_dir, fetch_table, FetchError};
+pub use trainer::{TableCache, TableTrainer, WorkerTable};
 pub use table::{
     LookupError, Table, TableError, TableStats, CELLS, CHANCE_ACCURACY, DEFAULT_OBJECTIVE,
 };
@@ -55,9 +73,9 @@ impl Table {
     /// means [`DEFAULT_OBJECTIVE`] (`baseline_accuracy`). An unknown column is
     /// an error listing the available ones.
     pub fn load_pickle(path: &Path, objective: Option<&str>) -> Result<Table, TableError> {
-        let file = fs::File::open(path).map_err(|source| TableError::Read {
+        let file = fs::File::open(path).map_err(|error| TableError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         pickle::read(
             std::io::BufReader::new(file),
@@ -70,9 +88,9 @@ impl Table {
     /// `objective` picks the column; `None` means [`DEFAULT_OBJECTIVE`] if the
     /// file has it, else its only value column.
     pub fn load_csv(path: &Path, objective: Option<&str>) -> Result<Table, TableError> {
-        let text = fs::read_to_string(path).map_err(|source| TableError::Read {
+        let text = fs::read_to_string(path).map_err(|error| TableError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         csv::parse(&text, &path.display().to_string(), objective)
     }

@@ -29,9 +29,9 @@ pub(crate) fn read(
 ) -> Result<Table, TableError> {
     let value =
         serde_pickle::value_from_reader(reader, DeOptions::new().replace_unresolved_globals())
-            .map_err(|source| TableError::Pickle {
+            .map_err(|error| TableError::Pickle {
                 origin: origin.to_string(),
-                source,
+                error,
             })?;
     let layout = |message: String| TableError::Layout {
         origin: origin.to_string(),

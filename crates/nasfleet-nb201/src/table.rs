@@ -26,15 +26,18 @@ pub const CHANCE_ACCURACY: f64 = 10.0;
 
 #[derive(Debug, Error)]
 pub enum TableError {
-    #[error("cannot read {path}: {source}")]
+    // The underlying errors are part of the message and deliberately not
+    // `source()`s, so a report that prints the whole chain (anyhow's `{:#}`)
+    // does not say them twice.
+    #[error("cannot read {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{origin}: not a readable pickle: {source}")]
+    #[error("{origin}: not a readable pickle: {error}")]
     Pickle {
         origin: String,
-        source: serde_pickle::Error,
+        error: serde_pickle::Error,
     },
     #[error("{origin}: unexpected layout: {message}")]
     Layout { origin: String, message: String },

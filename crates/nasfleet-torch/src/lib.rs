@@ -8,7 +8,17 @@
 //! # Layout
 //!
 //! - [`device`]: device selection (`auto`, `cpu`, `cuda:N`).
+//! - [`cnn`]: CNN children — the builder (the paper's three rules), data on
+//!   the device with batched augmentation, flat Nesterov SGD, checkpoints and
+//!   [`cnn::CnnTrainer`].
+//! - [`controller`]: the LSTM controller, REINFORCE, exact checkpoints, the
+//!   policy thread and `build_strategy` (rl, random or evolution).
+//! - [`rnn`]: recurrent-cell children — the cell builder (fused leaf
+//!   projections), the language model, exact checkpoints and [`rnn::LmTrainer`].
 
+pub mod cnn;
+pub mod controller;
 pub mod device;
+pub mod rnn;
 
 pub use tch;

@@ -24,9 +24,47 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Benchmarks: search efficiency on a NAS-Bench-201 table.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Inspect search spaces and architecture files.
     #[command(subcommand)]
     Space(SpaceCommand),
+    /// A whole search on this machine: the controller and N workers in one
+    /// process, over an in-memory queue.
+    #[command(after_help = "Example:\n  nasfleet local --config config/cifar10.toml --workers 2\n\n\
+                            The run directory (default runs/<run>) gets the resolved config, the controller \
+                            checkpoint, history.jsonl and best.json; stop with Ctrl-C and continue with \
+                            --resume --run <run>.")]
+    Local(LocalArgs),
+    /// A fleet worker: takes jobs from a Redis queue and trains them.
+    #[command(after_help = "Example:\n  nasfleet worker --redis redis://worker:PASSWORD@queue-host:6379/ --run cifar10 --device cuda:0\n\n\
+                            A job carries everything needed to train it; a worker needs only the queue's \
+                            address and local data paths. SIGTERM/SIGINT: the trainer checkpoints, the job \
+                            goes back to the queue (no attempt spent) and the worker exits.")]
+    Worker(WorkerArgs),
+    /// The controller of a fleet search on Redis.
+    #[command(subcommand)]
+    Controller(ControllerCommand),
+    /// Fetch and prepare the real datasets available on this machine.
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DataCommand {
+    /// Get a dataset, verify it, and report where it is (idempotent).
+    #[command(after_help = "Datasets:\n  fashion-mnist  60k/10k 28x28 grey images (Debian dataset-fashion-mnist, else the public URL)\n  austen         Jane Austen's six novels as PTB-style word and character files (Debian r-cran-janeaustenr)\n\nExample:\n  nasfleet data fetch fashion-mnist --dir ~/.cache/nasfleet/fashion-mnist")]
+    Fetch {
+        /// fashion-mnist or austen
+        dataset: String,
+        /// Where to put it (default: the cache dir, ~/.cache/nasfleet/<dataset>).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Settings that shape a space; override the config file (or the paper's defaults).
@@ -84,4 +122,188 @@ pub enum SpaceCommand {
         #[arg(long, default_value_t = 10)]
         classes: usize,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Search efficiency on a NAS-Bench-201 table: best accuracy found after 50, 100, 200, 500
+    /// and 1,000 samples by each strategy over many seeds (mean ± sample std, percentile rank
+    /// within the table, comparison with random search); writes JSON, text and a PNG plot.
+    #[command(after_help = "The strategies run through the same propose → table trainer → update loop as a \
+                            real search, with the settings of config/nb201.toml unless --config is given.\n\n\
+                            Examples:\n  nasfleet bench search --budget 1000 --seeds 20\n  \
+                            nasfleet bench search --table my.csv --objective accuracy --strategies rl,random --out runs/b1")]
+    Search(BenchSearchArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchSearchArgs {
+    /// The table: the AnalogNAS-Bench pickle (data.anb) or a CSV (arch,<column>...).
+    /// Default: the pickle, fetched with pip into the cache on first use.
+    #[arg(long)]
+    pub table: Option<PathBuf>,
+    /// The column to search (default: baseline_accuracy, or a CSV's only column).
+    #[arg(long)]
+    pub objective: Option<String>,
+    /// Samples per run.
+    #[arg(long, default_value_t = 1000)]
+    pub budget: usize,
+    /// Seeds per strategy (seeds first-seed .. first-seed + N).
+    #[arg(long, default_value_t = 20)]
+    pub seeds: u64,
+    #[arg(long, default_value_t = 0)]
+    pub first_seed: u64,
+    /// Comma-separated: rl, random, evolution.
+    #[arg(long, default_value = "rl,random,evolution")]
+    pub strategies: String,
+    /// Where to write search.json, search.txt, search.png and config.toml.
+    #[arg(long, default_value = "nasfleet-bench/search")]
+    pub out: PathBuf,
+    /// Experiment config (search.space = "nb201"); default: the built-in config/nb201.toml.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Override search.batch (m, rewards per update; every strategy gets the same).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Override controller.lr.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Override controller.baseline_decay.
+    #[arg(long)]
+    pub baseline_decay: Option<f64>,
+    /// Override controller.entropy_weight.
+    #[arg(long)]
+    pub entropy_weight: Option<f64>,
+    /// Override the accuracy reward's power (reward = (accuracy / 100) ^ power).
+    #[arg(long)]
+    pub reward_power: Option<f64>,
+}
+
+/// Where the queue is: a Redis URL and, for `rediss://`, certificates.
+#[derive(Args, Debug, Clone)]
+pub struct RedisArgs {
+    /// `redis://[user:password@]host:port/` or `rediss://...` (TLS).
+    #[arg(long, env = "NASFLEET_REDIS")]
+    pub redis: String,
+    /// The run (namespaces every key: nasfleet:{RUN}:...).
+    #[arg(long, env = "NASFLEET_RUN", default_value = "default")]
+    pub run: String,
+    /// CA certificate to trust for rediss:// (instead of the system roots).
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate, for servers that require one (with --tls-key).
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// Client private key (with --tls-cert).
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// auto (CUDA 0 when available, else CPU), cpu or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Exit after handling this many jobs.
+    #[arg(long)]
+    pub max_jobs: Option<u64>,
+    /// Where datasets are (default: the cache, ~/.cache/nasfleet).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Per-job checkpoints (<DIR>/<run>/<job>); on storage shared by workers a
+    /// preempted job resumes on any machine. Default: ~/.cache/nasfleet/work.
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Lease: a job whose worker has not heartbeaten for this long goes to
+    /// another worker. Use the same value on every worker of a run.
+    #[arg(long, default_value = "5m", value_parser = nasfleet_fleet::parse_duration)]
+    pub lease: std::time::Duration,
+    /// Heartbeat period while training (well under the lease).
+    #[arg(long, default_value = "30s", value_parser = nasfleet_fleet::parse_duration)]
+    pub heartbeat: std::time::Duration,
+    /// Deliveries before a job that keeps crashing workers is dead-lettered.
+    #[arg(long, default_value_t = 5)]
+    pub max_deliveries: u32,
+    /// After SIGTERM, how long to wait for the trainer's checkpoint before
+    /// giving the job back anyway.
+    #[arg(long, default_value = "25s", value_parser = nasfleet_fleet::parse_duration)]
+    pub stop_grace: std::time::Duration,
+    /// How long one queue call keeps retrying while Redis is unreachable.
+    #[arg(long, default_value = "2m", value_parser = nasfleet_fleet::parse_duration)]
+    pub retry_for: std::time::Duration,
+    /// Largest job payload accepted (checked before parsing).
+    #[arg(long, default_value_t = 65536)]
+    pub max_payload_bytes: usize,
+    /// Refuse CNN children with more trainable parameters (0: no cap).
+    #[arg(long, default_value_t = 1_000_000_000)]
+    pub max_params: u64,
+    /// Refuse CNN children with more forward FLOPs per image (0: no cap).
+    #[arg(long, default_value_t = 1_000_000_000_000)]
+    pub max_flops: u64,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ControllerCommand {
+    /// Run the controller: keep jobs in flight, apply rewards, checkpoint.
+    #[command(after_help = "Example:\n  nasfleet controller start --config config/cifar10.toml --redis redis://controller:PASSWORD@queue-host:6379/ --run cifar10\n\n\
+                            Stop it with Ctrl-C (or lose the machine) and continue with --resume: nothing is \
+                            lost or counted twice.")]
+    Start(ControllerStartArgs),
+    /// A run's state: queue depth, jobs in flight, live workers, dead letters, best so far.
+    #[command(after_help = "Example:\n  nasfleet controller status --redis redis://viewer:PASSWORD@queue-host:6379/ --run cifar10")]
+    Status(ControllerStatusArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ControllerStartArgs {
+    /// Experiment config (TOML).
+    #[arg(long)]
+    pub config: PathBuf,
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// Continue the run from its checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Run directory (default runs/<run>).
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ControllerStatusArgs {
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Most jobs in flight and dead letters listed.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LocalArgs {
+    /// Experiment config (TOML).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Workers (default: [fleet] workers of the config, 1).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Run id (default: the config file's stem and the start time).
+    #[arg(long)]
+    pub run: Option<String>,
+    /// Run directory (default runs/<run>).
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Continue the run (give --run or --run-dir).
+    #[arg(long)]
+    pub resume: bool,
+    /// auto, cpu or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Where datasets are (default: the cache, ~/.cache/nasfleet).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
 }

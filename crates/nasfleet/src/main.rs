@@ -4,8 +4,12 @@
 //! crates together; no search logic lives here. Errors are `anyhow` with
 //! context and go to stderr with a non-zero exit; results go to stdout.
 
+mod bench_cmd;
 mod cli;
+mod data_cmd;
+mod fleet_cmd;
 mod space_cmd;
+mod trainers;
 
 use clap::Parser;
 
@@ -14,6 +18,11 @@ fn main() -> std::process::ExitCode {
     init_tracing(args.verbose);
     let result = match args.command {
         cli::Command::Space(cmd) => space_cmd::run(cmd),
+        cli::Command::Local(args) => fleet_cmd::local(args),
+        cli::Command::Worker(args) => fleet_cmd::worker(args),
+        cli::Command::Controller(cmd) => fleet_cmd::controller(cmd),
+        cli::Command::Bench(cmd) => bench_cmd::run(cmd),
+        cli::Command::Data(cmd) => data_cmd::run(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -3,7 +3,9 @@
 //! - nasfleet-core depends on none of tokio, redis, tch (even transitively);
 //! - only nasfleet-torch depends on tch / torch-sys directly;
 //! - the data, nb201 and queue crates do not pull in tch;
-//! - the queue crate does not depend on tch or on the torch crate.
+//! - the queue crate does not depend on tch or on the torch crate;
+//! - the fleet crate does not pull in tch, and the binary never enables the
+//!   fleet's fake trainer.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -86,10 +88,29 @@ fn only_the_torch_crate_depends_on_tch() {
             assert!(!direct.contains("tch") && !direct.contains("torch-sys"), "{m} depends on tch directly");
         }
     }
-    for pure in ["nasfleet-core", "nasfleet-data", "nasfleet-nb201", "nasfleet-queue"] {
+    for pure in ["nasfleet-core", "nasfleet-data", "nasfleet-nb201", "nasfleet-queue", "nasfleet-fleet"] {
         if members.contains(pure) {
             let deps = closure(&g, pure);
             assert!(!deps.contains("tch") && !deps.contains("nasfleet-torch"), "{pure} pulls in tch");
         }
     }
+}
+
+#[test]
+fn the_binary_never_enables_the_fake_trainer() {
+    let meta = metadata();
+    let packages = meta["packages"].as_array().unwrap();
+    let package = |name: &str| packages.iter().find(|p| p["name"] == name).unwrap_or_else(|| panic!("{name} not in the workspace"));
+    let fleet = package("nasfleet-fleet");
+    assert!(fleet["features"]["fake-trainer"].is_array(), "the check must see the feature");
+    let default: Vec<&str> = fleet["features"]["default"].as_array().map(|d| d.iter().filter_map(|f| f.as_str()).collect()).unwrap_or_default();
+    assert!(!default.contains(&"fake-trainer"), "fake-trainer is a default feature of nasfleet-fleet");
+    let dep = package("nasfleet")["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "nasfleet-fleet" && d["kind"].is_null())
+        .expect("nasfleet depends on nasfleet-fleet");
+    let features: Vec<&str> = dep["features"].as_array().unwrap().iter().filter_map(|f| f.as_str()).collect();
+    assert!(!features.contains(&"fake-trainer"), "the nasfleet binary enables the fake trainer");
 }

@@ -125,7 +125,11 @@ impl RegularizedEvolution {
         let mut best: Option<&Member> = None;
         for _ in 0..self.sample_size {
             let m = &pop[self.state.rng.gen_range(0..pop.len())];
-            if best.map_or(true, |b| m.reward > b.reward) {
+            let better = match best {
+                None => true,
+                Some(b) => m.reward > b.reward,
+            };
+            if better {
                 best = Some(m);
             }
         }

@@ -114,11 +114,19 @@ pub fn build_pure_strategy(cfg: &ExperimentConfig) -> Result<Box<dyn SearchStrat
 
 /// The schema that a complete token sequence of `space` follows. The CNN
 /// space's depth grows during a search, so its sequences are recognised by
-/// their length; the other spaces have a single schema. The tokens are
-/// checked against the schema (count and range of every token).
+/// their length (at most the depth schedule's maximum: nothing deeper is ever
+/// proposed, and replaying it would cost the controller unbounded time); the
+/// other spaces have a single schema. The tokens are checked against the
+/// schema (count and range of every token).
 pub fn schema_for_tokens(space: &Space, tokens: &[u32]) -> Result<TokenSchema, ArchError> {
     let schema = match space {
         Space::Cnn(s) => match s.layers_for_token_count(tokens.len()) {
+            Some(l) if l > s.depth.max.max(s.depth.start) => {
+                return Err(ArchError::invalid(
+                    "tokens",
+                    format!("{l} layers is deeper than the depth schedule's maximum of {}", s.depth.max.max(s.depth.start)),
+                ))
+            }
             Some(l) if l >= 1 => s.schema(l),
             _ => {
                 // Let decode phrase the error: it names the neighbouring lengths.

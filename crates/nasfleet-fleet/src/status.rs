@@ -1,0 +1,217 @@
+//! `nasfleet controller status`: one snapshot of a run from the queue and
+//! the controller's published state, as JSON or as text for a terminal.
+
+use nasfleet_queue::JobQueue;
+use serde::Serialize;
+
+use crate::board::{Board, ControllerState};
+use crate::error::Result;
+
+/// A run at one moment.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StatusReport {
+    /// Run id.
+    pub run: String,
+    /// Jobs waiting, never delivered.
+    pub depth: u64,
+    /// Jobs delivered and unfinished.
+    pub in_flight_total: u64,
+    /// Up to `limit` of them, oldest first.
+    pub in_flight: Vec<InFlightJob>,
+    /// Live workers.
+    pub workers: Vec<LiveWorker>,
+    /// Dead letters ever.
+    pub dead_total: u64,
+    /// Up to `limit` of them, newest first.
+    pub dead_letters: Vec<DeadJob>,
+    /// Terminal events on the results stream.
+    pub results: u64,
+    /// Jobs with an outcome.
+    pub outcomes: u64,
+    /// Jobs ever enqueued.
+    pub enqueued: u64,
+    /// The controller's state, if one has published it.
+    pub controller: Option<ControllerState>,
+}
+
+/// A delivered, unfinished job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InFlightJob {
+    /// Job id.
+    pub job_id: String,
+    /// Consumer holding it.
+    pub owner: String,
+    /// Milliseconds since its last delivery or heartbeat.
+    pub idle_ms: u64,
+    /// Deliveries so far.
+    pub attempts: u64,
+}
+
+/// A worker whose state has not expired.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LiveWorker {
+    /// Consumer name.
+    pub consumer: String,
+    /// Host.
+    pub host: String,
+    /// Device.
+    pub device: String,
+    /// The job it trains.
+    pub job_id: Option<String>,
+    /// Its last progress report (JSON when it parses).
+    pub progress: Option<serde_json::Value>,
+    /// Milliseconds since it was last heard of.
+    pub seen_ago_ms: u64,
+}
+
+/// A dead letter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DeadJob {
+    /// Job id.
+    pub job_id: String,
+    /// Reason token.
+    pub reason: String,
+    /// Detail.
+    pub error: String,
+    /// Deliveries at the time.
+    pub attempts: u64,
+    /// Who dead-lettered it.
+    pub by: String,
+    /// Size of its payload (the payload itself is in the dead stream).
+    pub payload_bytes: usize,
+}
+
+/// Collects the snapshot (`limit` caps the in-flight and dead-letter lists).
+pub async fn collect_status<Q: JobQueue>(queue: &Q, board: &Board, run: &str, limit: usize) -> Result<StatusReport> {
+    let s = queue.status(limit).await?;
+    let controller = board.read().await?;
+    Ok(StatusReport {
+        run: run.to_owned(),
+        depth: s.depth,
+        in_flight_total: s.in_flight_total,
+        in_flight: s
+            .in_flight
+            .into_iter()
+            .map(|f| InFlightJob {
+                job_id: f.job_id,
+                owner: f.owner,
+                idle_ms: f.idle_ms,
+                attempts: f.deliveries,
+            })
+            .collect(),
+        workers: s
+            .workers
+            .into_iter()
+            .map(|w| LiveWorker {
+                consumer: w.consumer,
+                host: w.host,
+                device: w.device,
+                job_id: w.job_id,
+                progress: w
+                    .progress
+                    .map(|p| serde_json::from_str(&p).unwrap_or(serde_json::Value::String(p))),
+                seen_ago_ms: w.seen_ago_ms,
+            })
+            .collect(),
+        dead_total: s.dead_total,
+        dead_letters: s
+            .dead_letters
+            .into_iter()
+            .map(|d| DeadJob {
+                job_id: d.job_id,
+                reason: d.reason,
+                error: d.error,
+                attempts: d.deliveries,
+                by: d.consumer,
+                payload_bytes: d.payload.len(),
+            })
+            .collect(),
+        results: s.results,
+        outcomes: s.outcomes,
+        enqueued: s.enqueued,
+        controller,
+    })
+}
+
+fn secs(ms: u64) -> String {
+    format!("{:.1}s", ms as f64 / 1000.0)
+}
+
+/// The snapshot as text for a terminal.
+pub fn render_text(r: &StatusReport) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "run {}", r.run);
+    match &r.controller {
+        Some(c) => {
+            let _ = writeln!(
+                out,
+                "controller: {} ({}), {}/{} children applied ({} rewarded, {} failed), {} issued, policy step {}",
+                c.state, c.strategy, c.applied, c.total, c.rewarded, c.failed, c.issued, c.policy_version
+            );
+            match (&c.best_reward, &c.best_job) {
+                (Some(b), Some(j)) => {
+                    let _ = writeln!(out, "best so far: {b:.6} ({j})");
+                }
+                _ => {
+                    let _ = writeln!(out, "best so far: none yet");
+                }
+            }
+        }
+        None => {
+            let _ = writeln!(out, "controller: no state published (not started yet?)");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "queue: {} waiting, {} in flight, {} enqueued, {} finished, {} results, {} dead letters",
+        r.depth, r.in_flight_total, r.enqueued, r.outcomes, r.results, r.dead_total
+    );
+    if !r.in_flight.is_empty() {
+        let _ = writeln!(out, "in flight (oldest first):");
+        let _ = writeln!(out, "  {:<24} {:<48} {:>8} {:>8}", "JOB", "OWNER", "IDLE", "ATTEMPTS");
+        for f in &r.in_flight {
+            let _ = writeln!(out, "  {:<24} {:<48} {:>8} {:>8}", f.job_id, f.owner, secs(f.idle_ms), f.attempts);
+        }
+    }
+    let _ = writeln!(out, "workers ({} live):", r.workers.len());
+    for w in &r.workers {
+        let doing = match &w.job_id {
+            None => "idle".to_owned(),
+            Some(j) => {
+                let mut s = format!("training {j}");
+                if let Some(p) = &w.progress {
+                    if let (Some(e), Some(n)) = (p.get("epoch").and_then(|v| v.as_u64()), p.get("epochs")) {
+                        let _ = write!(s, " epoch {}/{}", e + 1, n);
+                    }
+                    if let Some(a) = p.pointer("/metrics/valid_accuracy").and_then(|v| v.as_f64()) {
+                        let _ = write!(s, " valid_acc {a:.4}");
+                    }
+                    if let Some(a) = p.pointer("/metrics/valid_perplexity").and_then(|v| v.as_f64()) {
+                        let _ = write!(s, " valid_ppl {a:.2}");
+                    }
+                }
+                s
+            }
+        };
+        let _ = writeln!(
+            out,
+            "  {} ({}, {}): {doing}, seen {} ago",
+            w.consumer,
+            w.host,
+            w.device,
+            secs(w.seen_ago_ms)
+        );
+    }
+    if !r.dead_letters.is_empty() {
+        let _ = writeln!(out, "dead letters (newest first):");
+        for d in &r.dead_letters {
+            let _ = writeln!(
+                out,
+                "  {} {}: {} ({} attempts, by {})",
+                d.job_id, d.reason, d.error, d.attempts, d.by
+            );
+        }
+    }
+    out
+}

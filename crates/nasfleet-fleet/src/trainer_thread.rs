@@ -1,0 +1,196 @@
+//! The dedicated thread a worker trains on.
+//!
+//! A trainer owns tensors, which must stay on one thread (`tch::Tensor` is
+//! `Send` but not `Sync`), and its work is long and CPU/GPU-bound, which
+//! must not run on the async runtime that heartbeats. So each worker has one
+//! long-lived, named thread: it receives plain jobs over a channel, builds a
+//! trainer with the factory *on that thread* (a factory may keep a dataset
+//! cached there between jobs), trains, and answers over a oneshot channel.
+//! The async side talks to a running trainer only through [`JobShared`]: a
+//! stop flag and the latest epoch metrics.
+//!
+//! A panic inside the factory or the trainer is caught and becomes a
+//! retryable failure (the job goes back to the queue, spending a delivery);
+//! the thread lives on for the next job.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+
+use nasfleet_core::trainer::{EpochMetrics, TrainContext, TrainError, TrainJob, TrainOutcome, Trainer};
+use tokio::sync::oneshot;
+
+use crate::error::{FleetError, Result};
+
+/// Builds the trainer for a job. Called on the trainer thread, once per job.
+pub type TrainerFactory = dyn Fn(&TrainJob) -> std::result::Result<Box<dyn Trainer>, TrainError> + Send + Sync;
+
+/// What the worker loop and a running trainer share.
+#[derive(Debug, Default)]
+pub struct JobShared {
+    stop: AtomicBool,
+    // A std mutex: held for a push or a clone, never across an await, and
+    // locked from a non-async thread.
+    progress: Mutex<Vec<EpochMetrics>>,
+}
+
+impl JobShared {
+    /// Asks the trainer to checkpoint and return [`TrainError::Preempted`].
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// True once a stop was requested.
+    pub fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Metrics of every epoch reported so far.
+    pub fn progress(&self) -> Vec<EpochMetrics> {
+        self.progress.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The last epoch's metrics.
+    pub fn last(&self) -> Option<EpochMetrics> {
+        self.progress.lock().unwrap_or_else(|p| p.into_inner()).last().cloned()
+    }
+}
+
+/// The [`TrainContext`] a trainer sees on the thread.
+struct ThreadContext {
+    shared: Arc<JobShared>,
+    checkpoint_dir: Option<PathBuf>,
+}
+
+impl TrainContext for ThreadContext {
+    fn progress(&mut self, metrics: &EpochMetrics) {
+        self.shared
+            .progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(metrics.clone());
+    }
+
+    fn should_stop(&self) -> bool {
+        self.shared.stop_requested()
+    }
+
+    fn checkpoint_dir(&self) -> Option<&Path> {
+        self.checkpoint_dir.as_deref()
+    }
+}
+
+type Reply = std::result::Result<TrainOutcome, TrainError>;
+
+struct Request {
+    job: TrainJob,
+    shared: Arc<JobShared>,
+    checkpoint_dir: Option<PathBuf>,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// A worker's training thread. Dropping it lets the thread finish its
+/// current job and exit; it is never joined (a trainer that ignores its stop
+/// flag must not keep the process alive).
+pub struct TrainerThread {
+    tx: mpsc::Sender<Request>,
+}
+
+impl TrainerThread {
+    /// Starts the thread `name`.
+    pub fn spawn(name: &str, factory: Arc<TrainerFactory>) -> Result<Self> {
+        let (tx, rx) = mpsc::channel::<Request>();
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                for req in rx {
+                    let mut ctx = ThreadContext {
+                        shared: req.shared,
+                        checkpoint_dir: req.checkpoint_dir,
+                    };
+                    let job = req.job;
+                    let result = catch_unwind(AssertUnwindSafe(|| {
+                        let mut trainer = factory(&job)?;
+                        trainer.train(&job, &mut ctx)
+                    }))
+                    .unwrap_or_else(|panic| Err(TrainError::Retryable(format!("trainer panicked: {}", panic_text(&*panic)))));
+                    // The worker may have given up on the job (shutdown).
+                    let _ = req.reply.send(result);
+                }
+            })
+            .map_err(|e| FleetError::Thread(format!("cannot start trainer thread {name}: {e}")))?;
+        Ok(TrainerThread { tx })
+    }
+
+    /// Queues a job; the receiver yields the trainer's answer.
+    pub fn submit(
+        &self,
+        job: TrainJob,
+        shared: Arc<JobShared>,
+        checkpoint_dir: Option<PathBuf>,
+    ) -> Result<oneshot::Receiver<Reply>> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request {
+                job,
+                shared,
+                checkpoint_dir,
+                reply,
+            })
+            .map_err(|_| FleetError::Thread("the trainer thread has exited".into()))?;
+        Ok(rx)
+    }
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nasfleet_core::config::TrainConfig;
+    use nasfleet_core::reward::RewardConfig;
+    use nasfleet_core::space::nb201::{Nb201Arch, Nb201Op};
+    use nasfleet_core::Architecture;
+
+    struct Panicky;
+    impl Trainer for Panicky {
+        fn train(&mut self, _: &TrainJob, ctx: &mut dyn TrainContext) -> Reply {
+            ctx.progress(&EpochMetrics::default());
+            panic!("boom");
+        }
+    }
+
+    fn job() -> TrainJob {
+        TrainJob {
+            job_id: "j".into(),
+            arch: Architecture::Nb201(Nb201Arch { ops: [Nb201Op::None; 6] }),
+            train: TrainConfig::default(),
+            reward: RewardConfig::default(),
+            seed: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_becomes_a_retryable_failure_and_the_thread_survives() {
+        let factory: Arc<TrainerFactory> = Arc::new(|_: &TrainJob| Ok(Box::new(Panicky) as Box<dyn Trainer>));
+        let t = TrainerThread::spawn("test-trainer", factory).unwrap();
+        for _ in 0..2 {
+            let shared = Arc::new(JobShared::default());
+            let r = t.submit(job(), shared.clone(), None).unwrap().await.unwrap();
+            match r {
+                Err(TrainError::Retryable(m)) => assert!(m.contains("boom"), "{m}"),
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(shared.progress().len(), 1);
+        }
+    }
+}

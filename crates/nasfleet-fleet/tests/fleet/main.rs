@@ -1,0 +1,17 @@
+//! Integration tests of nasfleet-fleet, one binary:
+//!
+//! * `local` — the embedded mode over the in-memory queue: the update
+//!   sequence does not depend on worker count or timing, stop + resume,
+//!   refusals, untrusted results.
+//! * `faults` — the ten fault scenarios of the queue spec against a real
+//!   `redis-server` each test starts on a free loopback port, with worker
+//!   and controller processes (`nasfleet-fleet-node`) killed, stopped and
+//!   signalled by pid. In each, every job ends with exactly one outcome and
+//!   the run's history and update sequence equal an uninterrupted run's.
+//! * `security` — the shipped ACL users running a fleet with least
+//!   privilege, and a fleet over TLS (`rediss://`).
+
+mod faults;
+mod local;
+mod security;
+mod support;

@@ -1,0 +1,172 @@
+//! Trains K CNN children with the real trainer and reports what they cost:
+//! the tool behind the Fashion-MNIST demo's sizing and the GPU throughput
+//! measurements (not a test).
+//!
+//! ```text
+//! cnn_children --config FILE [--children K] [--workers W] [--threads T]
+//!              [--device cpu|cuda:N|auto] [--data-dir DIR] [--seed S]
+//!              [--mixed] [--epochs E] [--panel panel.json]
+//! ```
+//! Children are sampled uniformly from the config's CNN space, at the depth
+//! the config's schedule gives the i-th sample (or taken from a
+//! `bench_cnn_step prepare` panel), and trained with the config's `[train]`
+//! recipe by W worker threads that each own a `CnnTrainer` — as workers in
+//! one process do. `--threads` sets each worker's libtorch intra-op threads
+//! on the CPU (default 1, see `CnnTrainer::with_cpu_threads`). One JSON line
+//! per child, then a summary line, on stdout.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use nasfleet_core::trainer::{BasicContext, TrainJob, Trainer};
+use nasfleet_core::{ArchLimits, Architecture, ExperimentConfig};
+use nasfleet_torch::cnn::CnnTrainer;
+use nasfleet_torch::device::DeviceSpec;
+use nasfleet_torch::tch;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+fn arg<'a>(args: &'a [String], key: &str) -> Option<&'a str> {
+    args.iter().position(|a| a == key).and_then(|i| args.get(i + 1)).map(String::as_str)
+}
+
+fn num<T: std::str::FromStr>(args: &[String], key: &str, default: T) -> Result<T, String> {
+    match arg(args, key) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| format!("{key} {v:?} is not a number")),
+    }
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("cnn_children: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let config = arg(&args, "--config").ok_or("--config FILE is required")?;
+    let mut cfg = ExperimentConfig::load(std::path::Path::new(config)).map_err(|e| e.to_string())?;
+    let workers: usize = num(&args, "--workers", 1)?;
+    let threads: i32 = num(&args, "--threads", 1)?;
+    let seed: u64 = num(&args, "--seed", cfg.search.seed)?;
+    let device = arg(&args, "--device").unwrap_or("cpu").parse::<DeviceSpec>()?.resolve()?;
+    let data_dir = arg(&args, "--data-dir").map(PathBuf::from).unwrap_or_else(nasfleet_data::default_cache_dir);
+    if args.iter().any(|a| a == "--mixed") {
+        cfg.train.image.mixed_precision = true;
+    }
+    if let Some(e) = arg(&args, "--epochs") {
+        cfg.train.epochs = e.parse().map_err(|_| format!("--epochs {e:?} is not a number"))?;
+    }
+    tch::set_num_threads(threads);
+    tch::set_num_interop_threads(1);
+
+    let archs: Vec<Architecture> = match arg(&args, "--panel") {
+        Some(p) => {
+            let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(p).map_err(|e| format!("{p}: {e}"))?)
+                .map_err(|e| format!("{p}: {e}"))?;
+            meta["archs"]
+                .as_array()
+                .ok_or(format!("{p}: no archs"))?
+                .iter()
+                .map(|a| Architecture::from_value(a.clone(), &ArchLimits::default()).map_err(|e| e.to_string()))
+                .collect::<Result<_, _>>()?
+        }
+        None => {
+            let k: usize = num(&args, "--children", 8)?;
+            let space = cfg.space();
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            (0..k)
+                .map(|i| {
+                    let tokens = space.schema(space.layers_at(i as u64)).sample_uniform(&mut rng);
+                    space.decode(&tokens).map_err(|e| e.to_string())
+                })
+                .collect::<Result<_, _>>()?
+        }
+    };
+
+    let next = Arc::new(AtomicUsize::new(0));
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let started = Instant::now();
+    let handles: Vec<_> = (0..workers)
+        .map(|w| {
+            let (next, results, archs, cfg, data_dir) =
+                (next.clone(), results.clone(), archs.clone(), cfg.clone(), data_dir.clone());
+            std::thread::Builder::new()
+                .name(format!("cnn-worker-{w}"))
+                .spawn(move || {
+                    let mut trainer = CnnTrainer::new(data_dir, device).with_cpu_threads(threads as usize);
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(arch) = archs.get(i) else { break };
+                        let job = TrainJob {
+                            job_id: format!("child-{i}"),
+                            arch: arch.clone(),
+                            train: cfg.train.clone(),
+                            reward: cfg.reward.clone(),
+                            seed: seed.wrapping_add(i as u64),
+                        };
+                        let t0 = Instant::now();
+                        let cost = match arch {
+                            Architecture::Cnn(a) => trainer.child_cost(a, &cfg.train).ok(),
+                            _ => None,
+                        };
+                        let mut ctx = BasicContext::default();
+                        let out = trainer.train(&job, &mut ctx);
+                        let secs = t0.elapsed().as_secs_f64();
+                        let line = match &out {
+                            Ok(o) => serde_json::json!({
+                                "child": i, "worker": w, "seconds": secs,
+                                "layers": match arch { Architecture::Cnn(a) => a.layers.len(), _ => 0 },
+                                "params": cost.map(|c| c.params), "flops": cost.map(|c| c.flops),
+                                "reward": o.reward,
+                                "best_valid_accuracy": o.metrics.iter().filter_map(|m| m.valid_accuracy).fold(0.0, f64::max),
+                                "epoch_seconds": o.metrics.iter().map(|m| m.seconds).collect::<Vec<_>>(),
+                                "valid_accuracy": o.metrics.iter().map(|m| m.valid_accuracy).collect::<Vec<_>>(),
+                                "note": o.note,
+                            }),
+                            Err(e) => serde_json::json!({"child": i, "worker": w, "seconds": secs, "error": e.to_string()}),
+                        };
+                        println!("{line}");
+                        if let Ok(mut r) = results.lock() {
+                            r.push(line);
+                        }
+                    }
+                })
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    for h in handles {
+        h.join().map_err(|_| "a worker thread panicked".to_string())?;
+    }
+    let total = started.elapsed().as_secs_f64();
+    let results = results.lock().map_err(|_| "results lock poisoned")?.clone();
+    let best = results.iter().filter_map(|r| r["best_valid_accuracy"].as_f64()).fold(0.0, f64::max);
+    let mut secs: Vec<f64> = results.iter().filter_map(|r| r["seconds"].as_f64()).collect();
+    secs.sort_by(f64::total_cmp);
+    let mut epoch_secs: Vec<f64> =
+        results.iter().flat_map(|r| r["epoch_seconds"].as_array().cloned().unwrap_or_default()).filter_map(|v| v.as_f64()).collect();
+    epoch_secs.sort_by(f64::total_cmp);
+    println!(
+        "{}",
+        serde_json::json!({
+            "summary": true,
+            "dataset": cfg.train.dataset,
+            "device": format!("{device:?}"),
+            "mixed_precision": cfg.train.image.mixed_precision,
+            "children": results.len(),
+            "failed": results.iter().filter(|r| r.get("error").is_some()).count(),
+            "workers": workers,
+            "threads": threads,
+            "total_seconds": total,
+            "children_per_hour": results.len() as f64 * 3600.0 / total,
+            "median_child_seconds": secs.get(secs.len() / 2),
+            "median_epoch_seconds": epoch_secs.get(epoch_secs.len() / 2),
+            "best_valid_accuracy": best,
+        })
+    );
+    Ok(())
+}

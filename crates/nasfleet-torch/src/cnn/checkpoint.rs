@@ -1,0 +1,110 @@
+//! Per-epoch checkpoints of a child, so a preempted job resumes where it
+//! stopped and continues bit for bit (on the CPU; GPU kernels may not be
+//! deterministic).
+//!
+//! A checkpoint directory holds
+//! - `cnn-weights-eN.safetensors`: the flat parameters, the flat momentum
+//!   buffer and every batch-norm running statistic by VarStore name
+//!   (safetensors: exact, readable from Python, independent of libtorch's
+//!   own serialisation);
+//! - `cnn-manifest.json`: the format, the child's identity (job id,
+//!   architecture, seed, recipe), the epochs done, the ChaCha8 state of the
+//!   data stream, the metrics so far and the weights file's name.
+//!
+//! Both are written under temporary names and renamed; the manifest's rename
+//! is the commit point, and older weight files are removed after it, so a
+//! crash at any moment leaves a manifest that points at a complete file.
+
+use std::path::{Path, PathBuf};
+
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use tch::{Device, Tensor};
+
+use nasfleet_core::trainer::EpochMetrics;
+
+use super::CnnError;
+
+const FORMAT: u32 = 1;
+const MANIFEST: &str = "cnn-manifest.json";
+const WEIGHTS_PREFIX: &str = "cnn-weights-e";
+
+/// The plain state of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub format: u32,
+    /// What the checkpoint belongs to; a resume requires equality.
+    pub child: String,
+    pub epochs_done: usize,
+    /// The data stream (order, crops, flips) after `epochs_done` epochs.
+    pub rng: ChaCha8Rng,
+    pub metrics: Vec<EpochMetrics>,
+    /// File name of the tensors, in the same directory.
+    pub weights: String,
+}
+
+fn err(path: &Path, message: impl std::fmt::Display) -> CnnError {
+    CnnError::Checkpoint { path: path.to_path_buf(), message: message.to_string() }
+}
+
+/// Writes `tensors` and `manifest` (whose `weights` field is set here) into `dir`.
+pub fn save(dir: &Path, mut manifest: Manifest, tensors: &[(String, Tensor)]) -> Result<(), CnnError> {
+    std::fs::create_dir_all(dir).map_err(|e| err(dir, e))?;
+    let weights = format!("{WEIGHTS_PREFIX}{}.safetensors", manifest.epochs_done);
+    let final_path = dir.join(&weights);
+    let tmp = dir.join(format!(".tmp-{weights}"));
+    let host = tensors
+        .iter()
+        .map(|(n, t)| Ok((n.clone(), t.f_to_device(Device::Cpu)?.f_contiguous()?)))
+        .collect::<Result<Vec<_>, CnnError>>()?;
+    Tensor::write_safetensors(&host, &tmp).map_err(|e| err(&tmp, e))?;
+    std::fs::rename(&tmp, &final_path).map_err(|e| err(&final_path, e))?;
+
+    manifest.format = FORMAT;
+    manifest.weights = weights.clone();
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| err(dir, e))?;
+    let tmp = dir.join(format!(".tmp-{MANIFEST}"));
+    std::fs::write(&tmp, json).map_err(|e| err(&tmp, e))?;
+    std::fs::rename(&tmp, dir.join(MANIFEST)).map_err(|e| err(&dir.join(MANIFEST), e))?;
+
+    // Older weights are garbage now; failing to remove one only wastes space.
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(WEIGHTS_PREFIX) && name != weights {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A checkpoint read back: its manifest and tensors (on the CPU).
+#[derive(Debug)]
+pub struct Loaded {
+    pub manifest: Manifest,
+    pub tensors: Vec<(String, Tensor)>,
+}
+
+/// The checkpoint in `dir`, if there is one. `Ok(None)` when the directory
+/// holds no manifest; an unreadable one is an error naming the file.
+pub fn load(dir: &Path) -> Result<Option<Loaded>, CnnError> {
+    let path = dir.join(MANIFEST);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(err(&path, e)),
+    };
+    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| err(&path, e))?;
+    if manifest.format != FORMAT {
+        return Err(err(&path, format!("format {} is not the supported {FORMAT}", manifest.format)));
+    }
+    // The manifest names a plain file of this directory, never a path.
+    if manifest.weights.contains('/') || manifest.weights.contains('\\') || manifest.weights.starts_with('.') {
+        return Err(err(&path, format!("weights file name {:?} is not a plain file name", manifest.weights)));
+    }
+    let wpath: PathBuf = dir.join(&manifest.weights);
+    let tensors = Tensor::read_safetensors(&wpath).map_err(|e| err(&wpath, e))?;
+    Ok(Some(Loaded { manifest, tensors }))
+}

@@ -1,0 +1,131 @@
+//! SGD with (Nesterov) momentum and weight decay, over one flat buffer.
+//!
+//! Written here rather than taken from `tch::nn::Optimizer` for two reasons:
+//! - a preempted child must resume bit for bit, which needs the momentum
+//!   buffers, and tch's optimizer keeps them inside libtorch out of reach;
+//! - small children are launch-bound on a GPU: PyTorch's per-parameter loop
+//!   costs ~5 kernels per tensor. Here every trainable tensor is rebound
+//!   (`set_data`) to a view of one flat fp32 buffer, gradients are gathered
+//!   with one `cat`, and the update is a handful of whole-buffer kernels
+//!   whatever the depth.
+//!
+//! The update is PyTorch's `torch.optim.SGD` (dampening 0):
+//! `g ← ∇ + wd·θ; b ← μ·b + g; g ← g + μ·b (Nesterov) or b; θ ← θ − lr·g`,
+//! with the buffer starting at zero (so the first step gives `b = g`, as
+//! PyTorch's lazy initialisation does).
+
+use tch::{Kind, Tensor};
+
+use super::CnnError;
+
+/// Momentum, Nesterov and weight decay (the learning rate comes per step so a
+/// schedule needs no optimiser state).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SgdConfig {
+    pub momentum: f64,
+    pub nesterov: bool,
+    pub weight_decay: f64,
+}
+
+/// The optimiser and the flat parameter storage it owns.
+#[derive(Debug)]
+pub struct FlatSgd {
+    vars: Vec<Tensor>,
+    params: Tensor,
+    momentum: Tensor,
+    config: SgdConfig,
+}
+
+impl FlatSgd {
+    /// Moves `vars` (fp32 leaf tensors that require gradients, all on one
+    /// device) into one flat buffer; their values are kept.
+    pub fn new(vars: Vec<Tensor>, config: SgdConfig) -> Result<FlatSgd, CnnError> {
+        let first = vars.first().ok_or_else(|| CnnError::Invalid("no trainable variables to optimise".into()))?;
+        let device = first.device();
+        if let Some(v) = vars.iter().find(|v| v.kind() != Kind::Float || v.device() != device) {
+            return Err(CnnError::Invalid(format!(
+                "the optimiser needs fp32 variables on one device; got {:?} on {:?}",
+                v.kind(),
+                v.device()
+            )));
+        }
+        let flat = tch::no_grad(|| {
+            let parts = vars.iter().map(|v| v.f_reshape([-1])).collect::<Result<Vec<_>, _>>()?;
+            Tensor::f_cat(&parts, 0)
+        })?;
+        let mut vars = vars;
+        let mut offset = 0i64;
+        for v in vars.iter_mut() {
+            let n = v.numel() as i64;
+            let view = flat.f_narrow(0, offset, n)?.f_view(v.size().as_slice())?;
+            // The variable keeps its identity (autograd leaf, VarStore entry,
+            // the network's handle) and now reads and writes the flat buffer.
+            v.set_data(&view);
+            offset += n;
+        }
+        let momentum = flat.f_zeros_like()?;
+        Ok(FlatSgd { vars, params: flat, momentum, config })
+    }
+
+    /// Number of scalars optimised.
+    pub fn numel(&self) -> i64 {
+        self.params.numel() as i64
+    }
+
+    /// All trainable values, in VarStore order, as one flat tensor (shared storage).
+    pub fn params(&self) -> &Tensor {
+        &self.params
+    }
+
+    /// The momentum buffer, aligned with [`FlatSgd::params`].
+    pub fn momentum(&self) -> &Tensor {
+        &self.momentum
+    }
+
+    /// Overwrites parameters and momentum (checkpoint restore).
+    pub fn load(&mut self, params: &Tensor, momentum: &Tensor) -> Result<(), CnnError> {
+        for (name, src, dst) in [("params", params, &mut self.params), ("momentum", momentum, &mut self.momentum)] {
+            if src.size() != dst.size() {
+                return Err(CnnError::Invalid(format!(
+                    "checkpoint {name} has shape {:?}, this network needs {:?}",
+                    src.size(),
+                    dst.size()
+                )));
+            }
+            tch::no_grad(|| dst.f_copy_(src))?;
+        }
+        Ok(())
+    }
+
+    /// Back-propagates `loss` into the variables and applies one update.
+    pub fn step(&mut self, loss: &Tensor, lr: f64) -> Result<(), CnnError> {
+        // `run_backward` returns the gradients instead of accumulating them
+        // into `.grad`, so there is nothing to zero between steps.
+        let grads = Tensor::f_run_backward(&[loss], &self.vars, false, false)?;
+        let SgdConfig { momentum, nesterov, weight_decay } = self.config;
+        tch::no_grad(|| -> Result<(), CnnError> {
+            let parts = grads
+                .iter()
+                .zip(&self.vars)
+                .map(|(g, v)| if g.defined() { g.f_reshape([-1]) } else { v.f_zeros_like()?.f_reshape([-1]) })
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut g = Tensor::f_cat(&parts, 0)?;
+            if weight_decay != 0.0 {
+                g = g.f_add(&self.params.f_mul_scalar(weight_decay)?)?;
+            }
+            let update = if momentum != 0.0 {
+                let _ = self.momentum.f_mul_scalar_(momentum)?;
+                let _ = self.momentum.f_add_(&g)?;
+                if nesterov {
+                    g.f_add(&self.momentum.f_mul_scalar(momentum)?)?
+                } else {
+                    self.momentum.shallow_clone()
+                }
+            } else {
+                g
+            };
+            let _ = self.params.f_sub_(&update.f_mul_scalar(lr)?)?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,315 @@
+//! `nasfleet local`, `nasfleet worker`, `nasfleet controller start|status`:
+//! settings from the command line and the config file, then the loops of
+//! `nasfleet-fleet` with the real strategy and trainers.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nasfleet_core::ExperimentConfig;
+use nasfleet_fleet::{
+    collect_status, on_signals, render_text, run_controller, run_local, run_worker, Board, ControllerOptions,
+    ControllerState, ControllerSummary, FleetSettings, LocalOptions, RedisBoard, TrainerFactory, WorkerOptions,
+};
+use nasfleet_queue::{Consumer, RedisQueue, RedisQueueConfig, TlsFiles};
+use tokio::sync::watch;
+
+use crate::cli::{ControllerCommand, ControllerStartArgs, ControllerStatusArgs, LocalArgs, RedisArgs, WorkerArgs};
+use crate::trainers::make_trainer;
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn load_config(path: &Path) -> Result<ExperimentConfig> {
+    ExperimentConfig::load(path).with_context(|| format!("loading {}", path.display()))
+}
+
+fn redis_config(args: &RedisArgs, settings: &FleetSettings) -> Result<RedisQueueConfig> {
+    let mut c = settings.redis_config(&args.redis, &args.run);
+    if args.tls_ca.is_some() || args.tls_cert.is_some() || args.tls_key.is_some() {
+        if !args.redis.starts_with("rediss://") {
+            bail!("--tls-ca/--tls-cert/--tls-key need a rediss:// URL");
+        }
+        c.tls = Some(TlsFiles {
+            ca_cert: args.tls_ca.clone(),
+            client_cert: args.tls_cert.clone(),
+            client_key: args.tls_key.clone(),
+        });
+    }
+    Ok(c)
+}
+
+fn cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("NASFLEET_CACHE") {
+        return PathBuf::from(d);
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".cache/nasfleet"),
+        None => PathBuf::from(".cache/nasfleet"),
+    }
+}
+
+fn factory(opts: &WorkerOptions) -> Arc<TrainerFactory> {
+    let opts = opts.clone();
+    Arc::new(move |job: &nasfleet_core::trainer::TrainJob| make_trainer(job, &opts))
+}
+
+pub fn worker(args: WorkerArgs) -> Result<()> {
+    let cap = |v: u64| (v > 0).then_some(v);
+    let settings = FleetSettings {
+        lease: args.lease,
+        heartbeat: args.heartbeat,
+        max_deliveries: args.max_deliveries,
+        stop_grace: args.stop_grace,
+        retry_for: args.retry_for,
+        max_payload_bytes: args.max_payload_bytes,
+        max_params: cap(args.max_params),
+        max_flops: cap(args.max_flops),
+        ..FleetSettings::default()
+    };
+    settings.check()?;
+    let rcfg = redis_config(&args.redis, &settings)?;
+    let opts = WorkerOptions {
+        consumer: Consumer::local(&args.device)?,
+        run: args.redis.run.clone(),
+        settings,
+        max_jobs: args.max_jobs,
+        work_dir: Some(args.work_dir.clone().unwrap_or_else(|| cache_dir().join("work"))),
+        device: args.device.clone(),
+        data_dir: args.data_dir.clone(),
+    };
+    let rt = runtime()?;
+    let report = rt.block_on(async {
+        let queue = RedisQueue::connect(rcfg).await.context("connecting to the queue")?;
+        let shutdown = on_signals().context("installing signal handlers")?;
+        tracing::info!(consumer = %opts.consumer, run = %opts.run, "worker connected");
+        let f = factory(&opts);
+        run_worker(queue, opts, f, shutdown).await.context("worker")
+    })?;
+    // A trainer that ignores its stop flag must not keep the process alive.
+    rt.shutdown_timeout(Duration::from_millis(100));
+    eprintln!(
+        "worker done: {} jobs ({} completed, {} dead-lettered, {} given back, {} released on stop)",
+        report.jobs, report.completed, report.dead_lettered, report.abandoned, report.released
+    );
+    Ok(())
+}
+
+pub fn controller(cmd: ControllerCommand) -> Result<()> {
+    match cmd {
+        ControllerCommand::Start(args) => controller_start(args),
+        ControllerCommand::Status(args) => controller_status(args),
+    }
+}
+
+fn strategy(cfg: &ExperimentConfig) -> Result<Box<dyn nasfleet_core::strategy::SearchStrategy>> {
+    nasfleet_torch::controller::build_strategy(cfg).context("building the search strategy")
+}
+
+fn controller_start(args: ControllerStartArgs) -> Result<()> {
+    let cfg = load_config(&args.config)?;
+    let settings = FleetSettings::from_config(&cfg.fleet);
+    let rcfg = redis_config(&args.redis, &settings)?;
+    let run_dir = args.run_dir.clone().unwrap_or_else(|| Path::new("runs").join(&args.redis.run));
+    let rt = runtime()?;
+    let summary = rt.block_on(async {
+        let queue = RedisQueue::connect(rcfg.clone()).await.context("connecting to the queue")?;
+        let board = Board::Redis(RedisBoard::new(&rcfg)?);
+        let opts = ControllerOptions {
+            run: args.redis.run.clone(),
+            run_dir: run_dir.clone(),
+            resume: args.resume,
+            consumer: Consumer::local("controller")?,
+            block: settings.block,
+            board,
+            progress: None,
+            probe: None,
+        };
+        eprintln!(
+            "controller: run {} in {}; start workers with\n  nasfleet worker --redis <URL> --run {}",
+            args.redis.run,
+            run_dir.display(),
+            args.redis.run
+        );
+        let shutdown = on_signals().context("installing signal handlers")?;
+        run_controller(queue, &cfg, strategy(&cfg)?, opts, shutdown).await.context("controller")
+    })?;
+    print_summary(&summary, &format!("--resume --run {}", args.redis.run));
+    Ok(())
+}
+
+fn controller_status(args: ControllerStatusArgs) -> Result<()> {
+    let rcfg = redis_config(&args.redis, &FleetSettings::default())?;
+    let rt = runtime()?;
+    let report = rt.block_on(async {
+        let queue = RedisQueue::connect(rcfg.clone()).await.context("connecting to the queue")?;
+        let board = Board::Redis(RedisBoard::new(&rcfg)?);
+        collect_status(&queue, &board, &args.redis.run, args.limit.max(1))
+            .await
+            .context("reading the run's status")
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render_text(&report));
+    }
+    Ok(())
+}
+
+/// `<config stem>-<UTC yyyymmdd-hhmmss>`.
+fn default_run(config: &Path) -> String {
+    let stem: String = config
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into())
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .take(40)
+        .collect();
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!("{stem}-{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian
+/// (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+pub fn local(args: LocalArgs) -> Result<()> {
+    let cfg = load_config(&args.config)?;
+    let run = match (&args.run, &args.run_dir) {
+        (Some(r), _) => r.clone(),
+        (None, Some(d)) => d
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .context("--run-dir has no final component to name the run")?,
+        (None, None) if args.resume => bail!("--resume needs --run or --run-dir"),
+        (None, None) => default_run(&args.config),
+    };
+    let run_dir = args.run_dir.clone().unwrap_or_else(|| Path::new("runs").join(&run));
+    let workers = args.workers.unwrap_or(cfg.fleet.workers);
+    let (tx, rx) = watch::channel(ControllerState::default());
+    let opts = LocalOptions {
+        run: run.clone(),
+        run_dir: run_dir.clone(),
+        resume: args.resume,
+        workers,
+        device: args.device.clone(),
+        data_dir: args.data_dir.clone(),
+        work_dir: Some(run_dir.join("work")),
+        progress: Some(tx),
+    };
+    let worker_opts = WorkerOptions {
+        consumer: Consumer::local(&args.device)?,
+        run: run.clone(),
+        settings: FleetSettings::from_config(&cfg.fleet),
+        max_jobs: None,
+        work_dir: opts.work_dir.clone(),
+        device: args.device.clone(),
+        data_dir: args.data_dir.clone(),
+    };
+    eprintln!("local: run {run} with {workers} worker(s) in {}", run_dir.display());
+    let rt = runtime()?;
+    let summary = rt.block_on(async {
+        let shutdown = on_signals().context("installing signal handlers")?;
+        let progress = tokio::spawn(show_progress(rx));
+        let r = run_local(&cfg, strategy(&cfg)?, factory(&worker_opts), opts, shutdown).await;
+        progress.abort();
+        r.context("local search")
+    })?;
+    rt.shutdown_timeout(Duration::from_millis(100));
+    print_summary(&summary, &format!("nasfleet local --config {} --resume --run {run}", args.config.display()));
+    Ok(())
+}
+
+/// The progress line on stderr: children done / total, best reward, rate.
+/// Redrawn in place on a terminal; otherwise a plain line at most every 10 s.
+async fn show_progress(mut rx: watch::Receiver<ControllerState>) {
+    let tty = std::io::stderr().is_terminal();
+    let start = Instant::now();
+    let mut first_applied: Option<u64> = None;
+    let mut last_line: Option<Instant> = None;
+    let mut printed_final = false;
+    while rx.changed().await.is_ok() {
+        let s = rx.borrow_and_update().clone();
+        let base = *first_applied.get_or_insert(s.applied);
+        let mins = start.elapsed().as_secs_f64() / 60.0;
+        let rate = if mins > 0.0 { (s.applied - base) as f64 / mins } else { 0.0 };
+        let best = s.best_reward.map(|b| format!("{b:.4}")).unwrap_or_else(|| "-".into());
+        let failed = if s.failed > 0 { format!(" ({} failed)", s.failed) } else { String::new() };
+        let line = format!(
+            "children {}/{}{failed} | best reward {best} | {rate:.1} children/min | policy step {}",
+            s.applied, s.total, s.policy_version
+        );
+        let done = s.applied >= s.total;
+        if printed_final {
+            continue;
+        }
+        if tty {
+            eprint!("\r\x1b[2K{line}");
+            if done {
+                eprintln!();
+            }
+        } else if done || last_line.map_or(true, |t| t.elapsed() >= Duration::from_secs(10)) {
+            eprintln!("{line}");
+            last_line = Some(Instant::now());
+        }
+        printed_final = done;
+    }
+}
+
+fn print_summary(s: &ControllerSummary, resume_hint: &str) {
+    if !s.finished {
+        eprintln!(
+            "stopped after {}/{} children; continue with {resume_hint}",
+            s.state.applied, s.state.total
+        );
+    }
+    match &s.best {
+        Some(b) => {
+            println!("best reward {} ({}, policy version {})", b.reward, b.job_id, b.policy_version);
+            println!("{}", serde_json::to_string_pretty(&b.arch).unwrap_or_default());
+        }
+        None => println!("no child finished with a reward"),
+    }
+    println!("run directory: {}", s.run_dir.display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates_are_right() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(20_454), (2026, 1, 1));
+    }
+
+    #[test]
+    fn default_run_ids_are_valid_run_ids() {
+        let run = default_run(Path::new("configs/my exp.v2.toml"));
+        assert!(run.starts_with("my_exp_v2-"), "{run}");
+        nasfleet_queue::Keys::new(&run).unwrap();
+    }
+}
