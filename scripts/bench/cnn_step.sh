@@ -63,14 +63,25 @@ done
 import json, statistics, sys
 out, rounds, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 load = lambda side, r, i: json.load(open(f"{out}/{side}.{r}.{i}.json"))
-samples = lambda side, i: [t for r in range(1, rounds + 1) for t in load(side, r, i)["step_ms"][0]]
+samples = lambda side, i, key="step_ms": [t for r in range(1, rounds + 1) for t in load(side, r, i)[key][0]]
 tch_med = [statistics.median(samples("tch", i)) for i in range(n)]
 pt_med = [statistics.median(samples("torch", i)) for i in range(n)]
 ratios = [a / b for a, b in zip(tch_med, pt_med)]
+# CPU time of the calling thread: what a step costs, without the time spent
+# waiting for a core on a shared machine (CPU runs with one thread only).
+cpu = None
+try:
+    tch_cpu = [statistics.median(samples("tch", i, "step_thread_cpu_ms")) for i in range(n)]
+    pt_cpu = [statistics.median(samples("torch", i, "step_thread_cpu_ms")) for i in range(n)]
+    cpu = {"tch_cpu_median_ms": [round(v, 3) for v in tch_cpu], "pytorch_cpu_median_ms": [round(v, 3) for v in pt_cpu],
+           "cpu_ratio_per_arch": [round(a / b, 3) for a, b in zip(tch_cpu, pt_cpu)],
+           "cpu_ratio_of_summed_medians": round(sum(tch_cpu) / sum(pt_cpu), 3)}
+except (KeyError, statistics.StatisticsError, ZeroDivisionError):
+    pass
 data = json.load(open(f"{out}/data.json"))
 flops = data["forward_flops_per_image"]
 first = load("tch", 1, 0)
-print(json.dumps({
+report = {
     "bench": "cnn_step", "device": first["device"], "threads": first["threads"],
     "mixed_precision": first["mixed_precision"], "batch": first["batch"], "input": first["input"],
     "archs": n, "rounds": rounds, "steps_per_round": len(first["step_ms"][0]),
@@ -84,5 +95,8 @@ print(json.dumps({
     "data_batched_ms": round(data["data_batched_ms"], 3),
     "data_per_image_loop_ms": round(data["data_per_image_loop_ms"], 3),
     "data_share_of_step_median": round(statistics.median([data["data_batched_ms"] / (data["data_batched_ms"] + s) for s in tch_med]), 4),
-}))
+}
+if cpu and first["device"] == "Cpu":
+    report.update(cpu)
+print(json.dumps(report))
 EOF

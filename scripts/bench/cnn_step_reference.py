@@ -10,7 +10,7 @@ max-pool, global average pooling, linear), and times warm-up + timed
 training steps on that one batch: forward, cross entropy, backward,
 torch.optim.SGD(lr 0.1, momentum 0.9, nesterov, weight decay 1e-4) with its
 default implementation for the device. Prints one JSON line, the same shape
-as the tch side's.
+as the tch side's: every step's wall-clock and calling-thread CPU milliseconds.
 
 Usage: python cnn_step_reference.py DIR [--device cpu|cuda:N] [--threads 1]
        [--warmup 3] [--steps 15] [--mixed] [--only I]
@@ -95,7 +95,7 @@ def main():
     x = torch.frombuffer(bytearray(open(f"{a.dir}/x.f32", "rb").read()), dtype=torch.float32).view(b, c, h, w).to(device)
     y = torch.frombuffer(bytearray(open(f"{a.dir}/y.i64", "rb").read()), dtype=torch.int64).to(device)
 
-    per_arch = []
+    per_arch, per_arch_cpu = [], []
     indices = []
     for i, arch in enumerate(meta["archs"]):
         if a.only is not None and a.only != i:
@@ -105,10 +105,11 @@ def main():
         net = Child(arch, c, meta["classes"]).to(device)
         opt = torch.optim.SGD(net.parameters(), lr=meta["lr"], momentum=meta["momentum"],
                               nesterov=meta["nesterov"], weight_decay=meta["weight_decay"])
-        times = []
+        times, cpu_times = [], []
         for s in range(a.warmup + a.steps):
             sync(device)
             t0 = time.perf_counter()
+            c0 = time.thread_time_ns()
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=a.mixed):
                 logits = net(x)
             loss = F.cross_entropy(logits.float(), y)
@@ -118,10 +119,13 @@ def main():
             sync(device)
             if s >= a.warmup:
                 times.append((time.perf_counter() - t0) * 1e3)
+                cpu_times.append((time.thread_time_ns() - c0) / 1e6)
         print(f"torch arch {i}: median step {statistics.median(times):.2f} ms", file=sys.stderr)
         per_arch.append(times)
+        per_arch_cpu.append(cpu_times)
     print(json.dumps({"impl": "pytorch", "device": str(device), "threads": a.threads, "mixed_precision": a.mixed,
-                      "batch": b, "input": [c, h, w], "archs": indices, "step_ms": per_arch}))
+                      "batch": b, "input": [c, h, w], "archs": indices, "step_ms": per_arch,
+                      "step_thread_cpu_ms": per_arch_cpu}))
 
 
 if __name__ == "__main__":

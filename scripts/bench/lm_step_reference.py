@@ -126,10 +126,10 @@ class CellLM(nn.Module):
         x = self.emb(ids)
         nxt = []
         for cell, (h, c) in zip(self.cells, state):
-            xp = x @ cell.wx
+            xp = (x @ cell.wx).unbind(0)
             outs = []
-            for t in range(ids.shape[0]):
-                h, c = cell.step(xp[t], h, c)
+            for xp_t in xp:
+                h, c = cell.step(xp_t, h, c)
                 outs.append(h)
             x = torch.stack(outs, 0)
             nxt.append((h, c))

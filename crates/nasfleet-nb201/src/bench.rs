@@ -58,7 +58,11 @@ pub const REFERENCE_STRATEGY: &str = "random";
 /// the budget itself when it is not one of them (so the last sample always
 /// counts).
 pub fn checkpoints(budget: usize) -> Vec<usize> {
-    let mut c: Vec<usize> = CHECKPOINTS.iter().copied().filter(|&k| k <= budget).collect();
+    let mut c: Vec<usize> = CHECKPOINTS
+        .iter()
+        .copied()
+        .filter(|&k| k <= budget)
+        .collect();
     if budget > 0 && c.last() != Some(&budget) {
         c.push(budget);
     }
@@ -130,7 +134,9 @@ impl BenchSettings {
         }
         let mut seen = HashSet::new();
         if let Some(dup) = self.strategies.iter().find(|s| !seen.insert(s.as_str())) {
-            return Err(BenchError::Settings(format!("strategy {dup:?} is listed twice")));
+            return Err(BenchError::Settings(format!(
+                "strategy {dup:?} is listed twice"
+            )));
         }
         Ok(())
     }
@@ -151,19 +157,43 @@ pub struct SeedRun {
     pub final_entropy: f64,
 }
 
-/// Runs one strategy for `budget` samples in rounds of `batch` (the last
-/// round may be shorter), scoring children with `trainer`. `table` is the
-/// table the trainer answers from, read directly for the recorded values
-/// (the trainer's reward is a function of them). Returns the run; the
-/// strategy's name and seed are the caller's labels.
+/// Builds a fresh strategy from its name and seed (the bench's only link to
+/// the strategies, so the RL controller can come from a crate with libtorch).
+pub type StrategyFactory<'a> =
+    dyn FnMut(&str, u64) -> Result<Box<dyn SearchStrategy>, StrategyError> + 'a;
+
+/// One run: the strategy's label and seed, and how to run it.
+#[derive(Debug, Clone, Copy)]
+pub struct RunSpec<'a> {
+    pub name: &'a str,
+    pub seed: u64,
+    pub budget: usize,
+    pub batch: usize,
+    pub reward: &'a RewardConfig,
+}
+
+/// Runs one strategy for `spec.budget` samples in rounds of `spec.batch`
+/// (the last round may be shorter), scoring children with `trainer`.
+/// `table` is the table the trainer answers from, read directly for the
+/// recorded values (the trainer's reward is a function of them).
 pub fn run_strategy(
     strategy: &mut dyn SearchStrategy,
     table: &Table,
     trainer: &mut dyn Trainer,
-    settings: (&str, u64, usize, usize, &RewardConfig),
+    spec: RunSpec<'_>,
 ) -> Result<SeedRun, BenchError> {
-    let (name, seed, budget, batch, reward) = settings;
-    let strategy_err = |error| BenchError::Strategy { strategy: name.into(), seed, error };
+    let RunSpec {
+        name,
+        seed,
+        budget,
+        batch,
+        reward,
+    } = spec;
+    let strategy_err = |error| BenchError::Strategy {
+        strategy: name.into(),
+        seed,
+        error,
+    };
     let train = TrainConfig {
         dataset: DATASET.into(),
         table: nasfleet_core::config::TableTrainConfig {
@@ -181,7 +211,12 @@ pub fn run_strategy(
         let asked = batch.min(budget - best_so_far.len());
         let proposals = strategy.propose(asked).map_err(strategy_err)?;
         if proposals.len() != asked {
-            return Err(BenchError::ShortProposal { strategy: name.into(), seed, asked, got: proposals.len() });
+            return Err(BenchError::ShortProposal {
+                strategy: name.into(),
+                seed,
+                asked,
+                got: proposals.len(),
+            });
         }
         let mut feedback = Vec::with_capacity(asked);
         for p in proposals {
@@ -201,7 +236,11 @@ pub fn run_strategy(
             };
             let outcome = trainer
                 .train(&job, &mut ctx)
-                .map_err(|error| BenchError::Score { strategy: name.into(), seed, error })?;
+                .map_err(|error| BenchError::Score {
+                    strategy: name.into(),
+                    seed,
+                    error,
+                })?;
             ctx.history.clear();
             let value = table.value(&arch).map_err(|e| BenchError::Score {
                 strategy: name.into(),
@@ -213,7 +252,10 @@ pub fn run_strategy(
             }
             distinct.insert(arch);
             best_so_far.push(best.as_ref().map_or(value, |(b, _)| *b));
-            feedback.push(Feedback { actions: p.actions, reward: outcome.reward });
+            feedback.push(Feedback {
+                actions: p.actions,
+                reward: outcome.reward,
+            });
         }
         final_entropy = strategy.update(&feedback).map_err(strategy_err)?.entropy;
     }
@@ -243,8 +285,14 @@ impl Moments {
     pub fn of(xs: &[f64]) -> Moments {
         let n = xs.len();
         let mean = xs.iter().sum::<f64>() / n as f64;
-        let std = (n >= 2).then(|| (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt());
-        Moments { n, mean, std, se: std.map(|s| s / (n as f64).sqrt()) }
+        let std = (n >= 2)
+            .then(|| (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt());
+        Moments {
+            n,
+            mean,
+            std,
+            se: std.map(|s| s / (n as f64).sqrt()),
+        }
     }
 }
 
@@ -330,7 +378,7 @@ pub fn run_bench(
     table: Arc<Table>,
     source: &str,
     settings: &BenchSettings,
-    factory: &mut dyn FnMut(&str, u64) -> Result<Box<dyn SearchStrategy>, StrategyError>,
+    factory: &mut StrategyFactory<'_>,
     progress: &mut dyn FnMut(&SeedRun),
 ) -> Result<BenchReport, BenchError> {
     settings.check()?;
@@ -338,13 +386,22 @@ pub fn run_bench(
     let mut runs = Vec::new();
     for name in &settings.strategies {
         for &seed in &settings.seeds {
-            let mut strategy =
-                factory(name, seed).map_err(|error| BenchError::Strategy { strategy: name.clone(), seed, error })?;
+            let mut strategy = factory(name, seed).map_err(|error| BenchError::Strategy {
+                strategy: name.clone(),
+                seed,
+                error,
+            })?;
             let run = run_strategy(
                 strategy.as_mut(),
                 &table,
                 &mut trainer,
-                (name, seed, settings.budget, settings.batch, &settings.reward),
+                RunSpec {
+                    name,
+                    seed,
+                    budget: settings.budget,
+                    batch: settings.batch,
+                    reward: &settings.reward,
+                },
             )?;
             progress(&run);
             runs.push(run);
@@ -354,7 +411,12 @@ pub fn run_bench(
 }
 
 /// The report of finished runs (every run of `settings`, in any order).
-pub fn summarise(table: &Table, source: &str, settings: &BenchSettings, runs: &[SeedRun]) -> BenchReport {
+pub fn summarise(
+    table: &Table,
+    source: &str,
+    settings: &BenchSettings,
+    runs: &[SeedRun],
+) -> BenchReport {
     let cps = checkpoints(settings.budget);
     let optimum = table.best().1;
     let summaries: Vec<StrategySummary> = settings
@@ -372,7 +434,10 @@ pub fn summarise(table: &Table, source: &str, settings: &BenchSettings, runs: &[
                         best: Moments::of(&xs),
                         min: xs.iter().copied().fold(f64::INFINITY, f64::min),
                         max: xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-                        mean_percentile_rank: xs.iter().map(|&x| table.percentile_rank(x)).sum::<f64>()
+                        mean_percentile_rank: xs
+                            .iter()
+                            .map(|&x| table.percentile_rank(x))
+                            .sum::<f64>()
                             / xs.len() as f64,
                         optimum_found: xs.iter().filter(|&&x| x >= optimum).count(),
                     }
@@ -393,13 +458,20 @@ pub fn summarise(table: &Table, source: &str, settings: &BenchSettings, runs: &[
     let comparisons = pairs(&summaries)
         .into_iter()
         .flat_map(|(a, b)| {
-            a.checkpoints.iter().zip(&b.checkpoints).map(|(mine, theirs)| Comparison {
-                strategy: a.strategy.clone(),
-                against: b.strategy.clone(),
-                samples: mine.samples,
-                difference: mine.best.mean - theirs.best.mean,
-                se: mine.best.se.zip(theirs.best.se).map(|(x, y)| (x * x + y * y).sqrt()),
-            })
+            a.checkpoints
+                .iter()
+                .zip(&b.checkpoints)
+                .map(|(mine, theirs)| Comparison {
+                    strategy: a.strategy.clone(),
+                    against: b.strategy.clone(),
+                    samples: mine.samples,
+                    difference: mine.best.mean - theirs.best.mean,
+                    se: mine
+                        .best
+                        .se
+                        .zip(theirs.best.se)
+                        .map(|(x, y)| (x * x + y * y).sqrt()),
+                })
         })
         .collect();
     let (best_arch, best) = table.best();
@@ -437,7 +509,11 @@ fn pairs(summaries: &[StrategySummary]) -> Vec<(&StrategySummary, &StrategySumma
     let mut out = Vec::new();
     for (i, a) in summaries.iter().enumerate() {
         for b in &summaries[i + 1..] {
-            out.push(if a.strategy == REFERENCE_STRATEGY { (b, a) } else { (a, b) });
+            out.push(if a.strategy == REFERENCE_STRATEGY {
+                (b, a)
+            } else {
+                (a, b)
+            });
         }
     }
     // The comparisons with random search first.
@@ -493,7 +569,11 @@ impl BenchReport {
         for sum in &self.summaries {
             let _ = write!(o, "{:<L$}", sum.strategy);
             for c in &sum.checkpoints {
-                let _ = write!(o, "{:>w$}", format!("{:.3}%", 100.0 * c.mean_percentile_rank));
+                let _ = write!(
+                    o,
+                    "{:>w$}",
+                    format!("{:.3}%", 100.0 * c.mean_percentile_rank)
+                );
             }
             let _ = writeln!(o);
         }
@@ -520,7 +600,11 @@ impl BenchReport {
             }
             for (a, b) in labels {
                 let _ = write!(o, "{:<L$}", format!("{a} − {b}"));
-                for c in self.comparisons.iter().filter(|c| c.strategy == a && c.against == b) {
+                for c in self
+                    .comparisons
+                    .iter()
+                    .filter(|c| c.strategy == a && c.against == b)
+                {
                     let cell = match c.se {
                         Some(se) => format!("{:+.3} ± {:.3}", c.difference, se),
                         None => format!("{:+.3}", c.difference),
@@ -531,7 +615,10 @@ impl BenchReport {
             }
             let _ = writeln!(o);
         }
-        let _ = writeln!(o, "distinct cells sampled (mean) and entropy at the last update (nats per architecture)");
+        let _ = writeln!(
+            o,
+            "distinct cells sampled (mean) and entropy at the last update (nats per architecture)"
+        );
         for sum in &self.summaries {
             let _ = writeln!(
                 o,
@@ -547,7 +634,9 @@ impl BenchReport {
 mod tests {
     use super::*;
     use nasfleet_core::space::nb201::Nb201Arch;
-    use nasfleet_core::strategy::{proposal, Proposal, RandomSearch, RegularizedEvolution, UpdateStats};
+    use nasfleet_core::strategy::{
+        proposal, Proposal, RandomSearch, RegularizedEvolution, UpdateStats,
+    };
     use nasfleet_core::Space;
 
     fn arch(t: [u8; 6]) -> Nb201Arch {
@@ -580,7 +669,12 @@ mod tests {
 
     impl Scripted {
         fn new(start: usize) -> Self {
-            Scripted { order: cells().into_iter().map(|c| c.0).collect(), next: start, version: 0, rewards: Vec::new() }
+            Scripted {
+                order: cells().into_iter().map(|c| c.0).collect(),
+                next: start,
+                version: 0,
+                rewards: Vec::new(),
+            }
         }
     }
 
@@ -648,15 +742,26 @@ mod tests {
         let table = tiny_table();
         let mut trainer = TableTrainer::with_table(Arc::clone(&table));
         let mut s = Scripted::new(0);
-        let reward = RewardConfig::Accuracy { last_k: 1, power: 2.0 };
-        let run = run_strategy(&mut s, &table, &mut trainer, ("scripted", 0, 7, 3, &reward)).unwrap();
+        let reward = RewardConfig::Accuracy {
+            last_k: 1,
+            power: 2.0,
+        };
+        let spec = RunSpec {
+            name: "scripted",
+            seed: 0,
+            budget: 7,
+            batch: 3,
+            reward: &reward,
+        };
+        let run = run_strategy(&mut s, &table, &mut trainer, spec).unwrap();
         // Order A B C D E A B: values 10 50 30 70 60 10 50.
         assert_eq!(run.best_so_far, [10.0, 50.0, 50.0, 70.0, 70.0, 70.0, 70.0]);
         assert_eq!(run.best_arch, arch([0, 0, 0, 0, 0, 3]).to_string());
         assert_eq!(run.distinct, 5);
         assert_eq!(run.final_entropy, 1.5);
         // Batches of 3, 3 and the remaining 1; rewards (v/100)².
-        let expect: Vec<Vec<f64>> = vec![vec![0.01, 0.25, 0.09], vec![0.49, 0.36, 0.01], vec![0.25]];
+        let expect: Vec<Vec<f64>> =
+            vec![vec![0.01, 0.25, 0.09], vec![0.49, 0.36, 0.01], vec![0.25]];
         assert_eq!(s.rewards.len(), expect.len());
         for (got, want) in s.rewards.iter().flatten().zip(expect.iter().flatten()) {
             assert!((got - want).abs() < 1e-12, "{got} vs {want}");
@@ -672,17 +777,28 @@ mod tests {
             seeds: vec![0, 1],
             budget: 3,
             batch: 2,
-            reward: RewardConfig::Accuracy { last_k: 1, power: 1.0 },
+            reward: RewardConfig::Accuracy {
+                last_k: 1,
+                power: 1.0,
+            },
         };
-        let mut factory = |name: &str, seed: u64| -> Result<Box<dyn SearchStrategy>, StrategyError> {
-            match name {
-                "random" => Ok(Box::new(Scripted::new(0))),
-                "rl" => Ok(Box::new(Scripted::new(2 + 2 * seed as usize))),
-                other => Err(StrategyError::Config(format!("unknown {other}"))),
-            }
-        };
+        let mut factory =
+            |name: &str, seed: u64| -> Result<Box<dyn SearchStrategy>, StrategyError> {
+                match name {
+                    "random" => Ok(Box::new(Scripted::new(0))),
+                    "rl" => Ok(Box::new(Scripted::new(2 + 2 * seed as usize))),
+                    other => Err(StrategyError::Config(format!("unknown {other}"))),
+                }
+            };
         let mut seen = 0;
-        let report = run_bench(Arc::clone(&table), "tiny", &settings, &mut factory, &mut |_| seen += 1).unwrap();
+        let report = run_bench(
+            Arc::clone(&table),
+            "tiny",
+            &settings,
+            &mut factory,
+            &mut |_| seen += 1,
+        )
+        .unwrap();
         assert_eq!(seen, 4);
         assert_eq!(report.checkpoints, [3]);
         // random, both seeds: A B C → 10 50 50.
@@ -691,7 +807,10 @@ mod tests {
         assert_eq!(random.curve_mean, [10.0, 50.0, 50.0]);
         assert_eq!(random.curve_std, [0.0, 0.0, 0.0]);
         let c = &random.checkpoints[0];
-        assert_eq!((c.best.mean, c.best.std, c.best.se), (50.0, Some(0.0), Some(0.0)));
+        assert_eq!(
+            (c.best.mean, c.best.std, c.best.se),
+            (50.0, Some(0.0), Some(0.0))
+        );
         // 50 is ≥ A, B, C: rank 3/5.
         assert!((c.mean_percentile_rank - 0.6).abs() < 1e-12);
         assert_eq!(c.optimum_found, 0);
@@ -747,12 +866,25 @@ mod tests {
         };
         let runs = [run("evolution", 70.0), run("rl", 60.0), run("random", 10.0)];
         let report = summarise(&table, "tiny", &settings, &runs);
-        let got: Vec<(&str, &str, f64, Option<f64>)> =
-            report.comparisons.iter().map(|c| (c.strategy.as_str(), c.against.as_str(), c.difference, c.se)).collect();
+        let got: Vec<(&str, &str, f64, Option<f64>)> = report
+            .comparisons
+            .iter()
+            .map(|c| (c.strategy.as_str(), c.against.as_str(), c.difference, c.se))
+            .collect();
         // One seed each: no standard errors.
-        assert_eq!(got, [("rl", "random", 50.0, None), ("evolution", "random", 60.0, None), ("rl", "evolution", -10.0, None)]);
+        assert_eq!(
+            got,
+            [
+                ("rl", "random", 50.0, None),
+                ("evolution", "random", 60.0, None),
+                ("rl", "evolution", -10.0, None)
+            ]
+        );
         let text = report.render();
-        assert!(text.contains("rl − evolution") && text.contains("-10.000"), "{text}");
+        assert!(
+            text.contains("rl − evolution") && text.contains("-10.000"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -765,17 +897,44 @@ mod tests {
             batch: 2,
             reward: RewardConfig::default(),
         };
-        let mut factory =
-            |name: &str, _: u64| -> Result<Box<dyn SearchStrategy>, StrategyError> { Err(StrategyError::Config(format!("unknown strategy {name:?}"))) };
-        let e = run_bench(Arc::clone(&table), "tiny", &settings, &mut factory, &mut |_| {}).unwrap_err();
-        assert_eq!(e.to_string(), "nope (seed 4): strategy configuration: unknown strategy \"nope\"");
+        let mut factory = |name: &str, _: u64| -> Result<Box<dyn SearchStrategy>, StrategyError> {
+            Err(StrategyError::Config(format!("unknown strategy {name:?}")))
+        };
+        let e = run_bench(
+            Arc::clone(&table),
+            "tiny",
+            &settings,
+            &mut factory,
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "nope (seed 4): strategy configuration: unknown strategy \"nope\""
+        );
         // Random search on a 5-cell table soon proposes a cell it lacks.
-        let mut factory =
-            |_: &str, seed: u64| -> Result<Box<dyn SearchStrategy>, StrategyError> { Ok(Box::new(RandomSearch::new(Space::Nb201, seed))) };
-        let e = run_bench(table, "tiny", &BenchSettings { strategies: vec!["random".into()], ..settings.clone() }, &mut factory, &mut |_| {})
-            .unwrap_err();
-        assert!(matches!(e, BenchError::Score { .. }) && e.to_string().contains("not in the table"), "{e}");
-        let twice = BenchSettings { strategies: vec!["a".into(), "a".into()], ..settings };
+        let mut factory = |_: &str, seed: u64| -> Result<Box<dyn SearchStrategy>, StrategyError> {
+            Ok(Box::new(RandomSearch::new(Space::Nb201, seed)))
+        };
+        let e = run_bench(
+            table,
+            "tiny",
+            &BenchSettings {
+                strategies: vec!["random".into()],
+                ..settings.clone()
+            },
+            &mut factory,
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, BenchError::Score { .. }) && e.to_string().contains("not in the table"),
+            "{e}"
+        );
+        let twice = BenchSettings {
+            strategies: vec!["a".into(), "a".into()],
+            ..settings
+        };
         assert!(twice.check().unwrap_err().to_string().contains("twice"));
     }
 
@@ -789,7 +948,12 @@ mod tests {
                 *d = (r % 5) as u8;
                 r /= 5;
             }
-            let v = 10.0 + t.iter().enumerate().map(|(k, &d)| f64::from(d) * (k as f64 + 1.0)).sum::<f64>() / 1.5;
+            let v = 10.0
+                + t.iter()
+                    .enumerate()
+                    .map(|(k, &d)| f64::from(d) * (k as f64 + 1.0))
+                    .sum::<f64>()
+                    / 1.5;
             (arch(t), v)
         });
         Arc::new(Table::from_cells("acc", vec!["acc".into()], cells).unwrap())
@@ -805,15 +969,37 @@ mod tests {
             batch: 8,
             reward: RewardConfig::default(),
         };
-        let mut factory = |name: &str, seed: u64| -> Result<Box<dyn SearchStrategy>, StrategyError> {
-            let evo = nasfleet_core::config::EvolutionConfig { population: 50, sample_size: 10 };
-            match name {
-                "random" => Ok(Box::new(RandomSearch::new(Space::Nb201, seed))),
-                _ => Ok(Box::new(RegularizedEvolution::new(Space::Nb201, &evo, seed)?)),
-            }
-        };
-        let a = run_bench(Arc::clone(&table), "full", &settings, &mut factory, &mut |_| {}).unwrap();
-        let b = run_bench(Arc::clone(&table), "full", &settings, &mut factory, &mut |_| {}).unwrap();
+        let mut factory =
+            |name: &str, seed: u64| -> Result<Box<dyn SearchStrategy>, StrategyError> {
+                let evo = nasfleet_core::config::EvolutionConfig {
+                    population: 50,
+                    sample_size: 10,
+                };
+                match name {
+                    "random" => Ok(Box::new(RandomSearch::new(Space::Nb201, seed))),
+                    _ => Ok(Box::new(RegularizedEvolution::new(
+                        Space::Nb201,
+                        &evo,
+                        seed,
+                    )?)),
+                }
+            };
+        let a = run_bench(
+            Arc::clone(&table),
+            "full",
+            &settings,
+            &mut factory,
+            &mut |_| {},
+        )
+        .unwrap();
+        let b = run_bench(
+            Arc::clone(&table),
+            "full",
+            &settings,
+            &mut factory,
+            &mut |_| {},
+        )
+        .unwrap();
         assert_eq!(a, b);
         // Different seeds give different runs.
         let finals: HashSet<String> = a.runs.iter().map(|r| format!("{:?}", r.best_at)).collect();
@@ -824,6 +1010,11 @@ mod tests {
             assert!(s.curve_mean.windows(2).all(|w| w[1] >= w[0]));
         }
         let at_300 = |i: usize| a.summaries[i].checkpoints.last().unwrap().best.mean;
-        assert!(at_300(1) > at_300(0), "evolution {} vs random {}", at_300(1), at_300(0));
+        assert!(
+            at_300(1) > at_300(0),
+            "evolution {} vs random {}",
+            at_300(1),
+            at_300(0)
+        );
     }
 }

@@ -39,13 +39,25 @@ pub fn colour(strategy: &str, index: usize) -> RGBColor {
         "rl" => RGBColor(214, 39, 40),
         "random" => RGBColor(90, 90, 90),
         "evolution" => RGBColor(31, 119, 180),
-        _ => [RGBColor(44, 160, 44), RGBColor(148, 103, 189), RGBColor(255, 127, 14), RGBColor(23, 190, 207)][index % 4],
+        _ => [
+            RGBColor(44, 160, 44),
+            RGBColor(148, 103, 189),
+            RGBColor(255, 127, 14),
+            RGBColor(23, 190, 207),
+        ][index % 4],
     }
 }
 
 /// Draws `text` with its top-left corner at (x, y); `vertical` turns it 90°
 /// anticlockwise (reading bottom to top), with (x, y) its bottom-left corner.
-fn text(area: &DrawingArea<BitMapBackend, Shift>, s: &str, x: i32, y: i32, vertical: bool, c: &RGBColor) {
+fn text(
+    area: &DrawingArea<BitMapBackend, Shift>,
+    s: &str,
+    x: i32,
+    y: i32,
+    vertical: bool,
+    c: &RGBColor,
+) {
     for (i, ch) in s.chars().enumerate() {
         // Characters outside font8x8's basic Latin (e.g. '±') are drawn from
         // ASCII stand-ins.
@@ -64,7 +76,11 @@ fn text(area: &DrawingArea<BitMapBackend, Shift>, s: &str, x: i32, y: i32, verti
                 for dy in 0..SCALE {
                     for dx in 0..SCALE {
                         let (u, v) = (origin + col * SCALE + dx, row as i32 * SCALE + dy);
-                        let p = if vertical { (x + v, y - u) } else { (x + u, y + v) };
+                        let p = if vertical {
+                            (x + v, y - u)
+                        } else {
+                            (x + u, y + v)
+                        };
                         let _ = area.draw_pixel(p, c);
                     }
                 }
@@ -81,7 +97,11 @@ fn text_width(s: &str) -> i32 {
 fn nice_step(span: f64, target: f64) -> f64 {
     let raw = span / target;
     let p = 10f64.powf(raw.log10().floor());
-    [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * p).find(|s| *s >= raw).unwrap_or(10.0 * p)
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * p)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * p)
 }
 
 /// The y range: from the lowest band edge once every strategy has ten
@@ -91,20 +111,35 @@ fn y_range(report: &BenchReport) -> (f64, f64) {
     let lo = report
         .summaries
         .iter()
-        .flat_map(|s| s.curve_mean[from..].iter().zip(&s.curve_std[from..]).map(|(m, d)| m - d))
+        .flat_map(|s| {
+            s.curve_mean[from..]
+                .iter()
+                .zip(&s.curve_std[from..])
+                .map(|(m, d)| m - d)
+        })
         .fold(f64::INFINITY, f64::min);
     let hi = report.table.best;
-    let lo = if lo.is_finite() && lo < hi { lo } else { hi - 1.0 };
+    let lo = if lo.is_finite() && lo < hi {
+        lo
+    } else {
+        hi - 1.0
+    };
     let pad = (hi - lo) * 0.05;
     (lo - pad, hi + pad)
 }
 
 /// Writes the plot of `report` to `path` (PNG).
 pub fn plot_curves(report: &BenchReport, path: &Path) -> Result<(), PlotError> {
-    let err = |message: String| PlotError { path: path.display().to_string(), message };
+    let err = |message: String| PlotError {
+        path: path.display().to_string(),
+        message,
+    };
     let budget = report.settings.budget;
     if budget < 2 || report.summaries.is_empty() {
-        return Err(err(format!("nothing to plot: budget {budget} and {} strategies", report.summaries.len())));
+        return Err(err(format!(
+            "nothing to plot: budget {budget} and {} strategies",
+            report.summaries.len()
+        )));
     }
     let root = BitMapBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
@@ -121,14 +156,22 @@ pub fn plot_curves(report: &BenchReport, path: &Path) -> Result<(), PlotError> {
     let x_ticks: Vec<usize> = [1, 10, 50, 100, 200, 500, 1000, 2000, 5000, 10000]
         .into_iter()
         .filter(|&k| k <= budget)
-        .chain((!matches!(budget, 1 | 10 | 50 | 100 | 200 | 500 | 1000 | 2000 | 5000 | 10000)).then_some(budget))
+        .chain(
+            (!matches!(
+                budget,
+                1 | 10 | 50 | 100 | 200 | 500 | 1000 | 2000 | 5000 | 10000
+            ))
+            .then_some(budget),
+        )
         .collect();
     // Labels right to left, so the budget's is always drawn and a label that
     // would touch the one to its right is left out (the grid line stays).
     let mut free_until = i32::MAX;
     for &k in x_ticks.iter().rev() {
         let x = k as f64;
-        chart.draw_series(LineSeries::new([(x, ylo), (x, yhi)], grid)).map_err(|e| err(e.to_string()))?;
+        chart
+            .draw_series(LineSeries::new([(x, ylo), (x, yhi)], grid))
+            .map_err(|e| err(e.to_string()))?;
         let (px, _) = chart.backend_coord(&(x, ylo));
         let label = k.to_string();
         let left = px - text_width(&label) / 2;
@@ -141,10 +184,19 @@ pub fn plot_curves(report: &BenchReport, path: &Path) -> Result<(), PlotError> {
     let decimals = (-step.log10().floor()).max(0.0) as usize;
     let mut y = (ylo / step).ceil() * step;
     while y <= yhi {
-        chart.draw_series(LineSeries::new([(1.0, y), (budget as f64, y)], grid)).map_err(|e| err(e.to_string()))?;
+        chart
+            .draw_series(LineSeries::new([(1.0, y), (budget as f64, y)], grid))
+            .map_err(|e| err(e.to_string()))?;
         let (_, py) = chart.backend_coord(&(1.0, y));
         let label = format!("{y:.decimals$}");
-        text(&root, &label, l - 8 - text_width(&label), py - 8, false, &black);
+        text(
+            &root,
+            &label,
+            l - 8 - text_width(&label),
+            py - 8,
+            false,
+            &black,
+        );
         y += step;
     }
 
@@ -153,16 +205,34 @@ pub fn plot_curves(report: &BenchReport, path: &Path) -> Result<(), PlotError> {
     let clamp = |v: f64| v.clamp(ylo, report.table.best);
     for (i, s) in report.summaries.iter().enumerate() {
         let c = colour(&s.strategy, i);
-        let upper = s.curve_mean.iter().zip(&s.curve_std).enumerate().map(|(k, (m, d))| ((k + 1) as f64, clamp(m + d)));
-        let lower = s.curve_mean.iter().zip(&s.curve_std).enumerate().map(|(k, (m, d))| ((k + 1) as f64, clamp(m - d)));
+        let upper = s
+            .curve_mean
+            .iter()
+            .zip(&s.curve_std)
+            .enumerate()
+            .map(|(k, (m, d))| ((k + 1) as f64, clamp(m + d)));
+        let lower = s
+            .curve_mean
+            .iter()
+            .zip(&s.curve_std)
+            .enumerate()
+            .map(|(k, (m, d))| ((k + 1) as f64, clamp(m - d)));
         let mut points: Vec<(f64, f64)> = upper.collect();
         points.extend(lower.collect::<Vec<_>>().into_iter().rev());
-        chart.draw_series(std::iter::once(Polygon::new(points, c.mix(0.15).filled()))).map_err(|e| err(e.to_string()))?;
+        chart
+            .draw_series(std::iter::once(Polygon::new(points, c.mix(0.15).filled())))
+            .map_err(|e| err(e.to_string()))?;
     }
     for (i, s) in report.summaries.iter().enumerate() {
         let c = colour(&s.strategy, i);
-        let line = s.curve_mean.iter().enumerate().map(|(k, m)| ((k + 1) as f64, clamp(*m)));
-        chart.draw_series(LineSeries::new(line, c.stroke_width(3))).map_err(|e| err(e.to_string()))?;
+        let line = s
+            .curve_mean
+            .iter()
+            .enumerate()
+            .map(|(k, m)| ((k + 1) as f64, clamp(*m)));
+        chart
+            .draw_series(LineSeries::new(line, c.stroke_width(3)))
+            .map_err(|e| err(e.to_string()))?;
     }
     let opt = report.table.best;
     let dashes = (0..60).map(|j| {
@@ -172,10 +242,18 @@ pub fn plot_curves(report: &BenchReport, path: &Path) -> Result<(), PlotError> {
     });
     chart.draw_series(dashes).map_err(|e| err(e.to_string()))?;
     let (_, opt_py) = chart.backend_coord(&(1.0, opt));
-    text(&root, &format!("table optimum {opt:.2}"), l + 12, opt_py + 6, false, &black);
+    text(
+        &root,
+        &format!("table optimum {opt:.2}"),
+        l + 12,
+        opt_py + 6,
+        false,
+        &black,
+    );
 
     // Frame.
-    root.draw(&Rectangle::new([(l, t), (r, b)], black.stroke_width(1))).map_err(|e| err(e.to_string()))?;
+    root.draw(&Rectangle::new([(l, t), (r, b)], black.stroke_width(1)))
+        .map_err(|e| err(e.to_string()))?;
 
     // Legend, lower right.
     let n = report.settings.seeds.len();
@@ -183,20 +261,66 @@ pub fn plot_curves(report: &BenchReport, path: &Path) -> Result<(), PlotError> {
     let mut ly = b - 24 - 26 * report.summaries.len() as i32;
     for (i, s) in report.summaries.iter().enumerate() {
         let c = colour(&s.strategy, i);
-        root.draw(&Rectangle::new([(lx, ly + 2), (lx + 36, ly + 14)], c.mix(0.15).filled())).map_err(|e| err(e.to_string()))?;
-        root.draw(&PathElement::new(vec![(lx, ly + 8), (lx + 36, ly + 8)], c.stroke_width(3))).map_err(|e| err(e.to_string()))?;
-        let last = s.checkpoints.last().map(|c| c.best.mean).unwrap_or(f64::NAN);
-        text(&root, &format!("{} ({last:.2})", s.strategy), lx + 46, ly, false, &black);
+        root.draw(&Rectangle::new(
+            [(lx, ly + 2), (lx + 36, ly + 14)],
+            c.mix(0.15).filled(),
+        ))
+        .map_err(|e| err(e.to_string()))?;
+        root.draw(&PathElement::new(
+            vec![(lx, ly + 8), (lx + 36, ly + 8)],
+            c.stroke_width(3),
+        ))
+        .map_err(|e| err(e.to_string()))?;
+        let last = s
+            .checkpoints
+            .last()
+            .map(|c| c.best.mean)
+            .unwrap_or(f64::NAN);
+        text(
+            &root,
+            &format!("{} ({last:.2})", s.strategy),
+            lx + 46,
+            ly,
+            false,
+            &black,
+        );
         ly += 26;
     }
 
     // Titles.
-    let title = format!("NAS-Bench-201 {}: best found so far", report.table.objective);
-    text(&root, &title, (WIDTH as i32 - text_width(&title)) / 2, 12, false, &black);
-    let sub = format!("mean over {n} seeds, band +-1 sample std; batch {}", report.settings.batch);
-    text(&root, &sub, (WIDTH as i32 - text_width(&sub)) / 2, 38, false, &black);
+    let title = format!(
+        "NAS-Bench-201 {}: best found so far",
+        report.table.objective
+    );
+    text(
+        &root,
+        &title,
+        (WIDTH as i32 - text_width(&title)) / 2,
+        12,
+        false,
+        &black,
+    );
+    let sub = format!(
+        "mean over {n} seeds, band +-1 sample std; batch {}",
+        report.settings.batch
+    );
+    text(
+        &root,
+        &sub,
+        (WIDTH as i32 - text_width(&sub)) / 2,
+        38,
+        false,
+        &black,
+    );
     let xl = "samples (log scale)";
-    text(&root, xl, (l + r - text_width(xl)) / 2, b + 40, false, &black);
+    text(
+        &root,
+        xl,
+        (l + r - text_width(xl)) / 2,
+        b + 40,
+        false,
+        &black,
+    );
     let yl = "best value found";
     text(&root, yl, 16, (t + b + text_width(yl)) / 2, true, &black);
 
@@ -220,7 +344,10 @@ mod tests {
         // A complete table whose value is the sum of the NASLib op indices.
         let cells = (0..crate::CELLS).map(|i| {
             let t: [u8; 6] = std::array::from_fn(|k| ((i / 5usize.pow(5 - k as u32)) % 5) as u8);
-            (Nb201Arch::from_naslib_tuple(t).unwrap(), 60.0 + t.iter().map(|&d| f64::from(d)).sum::<f64>())
+            (
+                Nb201Arch::from_naslib_tuple(t).unwrap(),
+                60.0 + t.iter().map(|&d| f64::from(d)).sum::<f64>(),
+            )
         });
         let table = Arc::new(Table::from_cells("acc", vec![], cells).unwrap());
         let settings = BenchSettings {
@@ -230,9 +357,13 @@ mod tests {
             batch: 4,
             reward: RewardConfig::default(),
         };
-        let mut factory = |name: &str, seed: u64| -> Result<Box<dyn SearchStrategy>, StrategyError> {
-            Ok(Box::new(RandomSearch::new(Space::Nb201, seed + if name == "other" { 100 } else { 0 })))
-        };
+        let mut factory =
+            |name: &str, seed: u64| -> Result<Box<dyn SearchStrategy>, StrategyError> {
+                Ok(Box::new(RandomSearch::new(
+                    Space::Nb201,
+                    seed + if name == "other" { 100 } else { 0 },
+                )))
+            };
         let report = run_bench(table, "synthetic", &settings, &mut factory, &mut |_| {}).unwrap();
         let dir = std::env::temp_dir().join(format!("nasfleet-nb201-plot-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -243,12 +374,31 @@ mod tests {
         // IHDR: width and height, big-endian, right after its length and tag.
         assert_eq!(&bytes[12..16], b"IHDR");
         assert_eq!(u32::from_be_bytes(bytes[16..20].try_into().unwrap()), WIDTH);
-        assert_eq!(u32::from_be_bytes(bytes[20..24].try_into().unwrap()), HEIGHT);
+        assert_eq!(
+            u32::from_be_bytes(bytes[20..24].try_into().unwrap()),
+            HEIGHT
+        );
         std::fs::remove_dir_all(&dir).unwrap();
 
-        let one = BenchSettings { budget: 1, ..settings };
-        let tiny = crate::bench::summarise(&Table::from_cells("acc", vec![], vec![(Nb201Arch::from_naslib_tuple([0; 6]).unwrap(), 1.0)]).unwrap(), "x", &one, &[]);
-        assert!(plot_curves(&tiny, &dir.join("none.png")).unwrap_err().to_string().contains("nothing to plot"));
+        let one = BenchSettings {
+            budget: 1,
+            ..settings
+        };
+        let tiny = crate::bench::summarise(
+            &Table::from_cells(
+                "acc",
+                vec![],
+                vec![(Nb201Arch::from_naslib_tuple([0; 6]).unwrap(), 1.0)],
+            )
+            .unwrap(),
+            "x",
+            &one,
+            &[],
+        );
+        assert!(plot_curves(&tiny, &dir.join("none.png"))
+            .unwrap_err()
+            .to_string()
+            .contains("nothing to plot"));
     }
 
     #[test]

@@ -44,7 +44,9 @@ use std::time::{Duration, Instant};
 
 use nasfleet_core::reward::RewardConfig;
 use nasfleet_core::space::nb201::Nb201Arch;
-use nasfleet_core::trainer::{EpochMetrics, TrainContext, TrainError, TrainJob, TrainOutcome, Trainer};
+use nasfleet_core::trainer::{
+    EpochMetrics, TrainContext, TrainError, TrainJob, TrainOutcome, Trainer,
+};
 use nasfleet_core::Architecture;
 
 use crate::table::{Table, TableError};
@@ -145,7 +147,10 @@ impl TableTrainer {
 
     /// A trainer sharing `cache` with others.
     pub fn with_cache(worker_table: WorkerTable, cache: TableCache) -> Self {
-        TableTrainer { worker_table, cache }
+        TableTrainer {
+            worker_table,
+            cache,
+        }
     }
 
     /// A trainer answering from a table in memory.
@@ -156,8 +161,11 @@ impl TableTrainer {
     /// What a fleet worker builds for each job: [`WorkerTable::for_worker`]
     /// and the process-wide cache.
     pub fn for_worker(data_dir: Option<&Path>) -> Result<Self, TrainError> {
-        let table = WorkerTable::for_worker(data_dir)
-            .map_err(|e| TrainError::Retryable(format!("no place for the NAS-Bench-201 table on this worker: {e}")))?;
+        let table = WorkerTable::for_worker(data_dir).map_err(|e| {
+            TrainError::Retryable(format!(
+                "no place for the NAS-Bench-201 table on this worker: {e}"
+            ))
+        })?;
         Ok(Self::with_cache(table, TableCache::global()))
     }
 
@@ -177,7 +185,9 @@ impl TableTrainer {
             }
             (None, WorkerTable::File(p)) => p.clone(),
             (None, WorkerTable::Fetch(dir)) => crate::fetch_table(dir).map_err(|e| {
-                TrainError::Retryable(format!("no NAS-Bench-201 table on this worker and fetching it failed: {e}"))
+                TrainError::Retryable(format!(
+                    "no NAS-Bench-201 table on this worker and fetching it failed: {e}"
+                ))
             })?,
         };
         self.cache.get_or_load(&path, objective)
@@ -224,7 +234,11 @@ pub fn nb201_arch(arch: &Architecture) -> Result<Nb201Arch, String> {
 }
 
 impl Trainer for TableTrainer {
-    fn train(&mut self, job: &TrainJob, ctx: &mut dyn TrainContext) -> Result<TrainOutcome, TrainError> {
+    fn train(
+        &mut self,
+        job: &TrainJob,
+        ctx: &mut dyn TrainContext,
+    ) -> Result<TrainOutcome, TrainError> {
         if job.train.dataset != DATASET {
             return Err(TrainError::Permanent(format!(
                 "the table trainer serves dataset {DATASET:?}, the job asks for {:?}",
@@ -234,7 +248,9 @@ impl Trainer for TableTrainer {
         job.train.table.check().map_err(TrainError::Permanent)?;
         let arch = nb201_arch(&job.arch).map_err(TrainError::Permanent)?;
         let table = self.table_for(job)?;
-        let value = table.value(&arch).map_err(|e| TrainError::Permanent(e.to_string()))?;
+        let value = table
+            .value(&arch)
+            .map_err(|e| TrainError::Permanent(e.to_string()))?;
         let objective = table.objective();
         let reward = reward_of(&job.reward, objective, value).map_err(TrainError::Permanent)?;
 
@@ -287,12 +303,19 @@ mod tests {
     }
 
     fn table() -> Arc<Table> {
-        let cells = vec![(arch([2, 2, 2, 2, 2, 2]), 90.0), (arch([1, 1, 1, 1, 1, 1]), 10.0), (arch([0, 0, 0, 0, 0, 0]), 150.0)];
+        let cells = vec![
+            (arch([2, 2, 2, 2, 2, 2]), 90.0),
+            (arch([1, 1, 1, 1, 1, 1]), 10.0),
+            (arch([0, 0, 0, 0, 0, 0]), 150.0),
+        ];
         Arc::new(Table::from_cells("acc", vec!["acc".into()], cells).unwrap())
     }
 
     fn job(a: Nb201Arch, power: f64) -> TrainJob {
-        let mut train = TrainConfig { dataset: DATASET.into(), ..Default::default() };
+        let mut train = TrainConfig {
+            dataset: DATASET.into(),
+            ..Default::default()
+        };
         train.table.objective = Some("acc".into());
         TrainJob {
             job_id: "j1".into(),
@@ -307,14 +330,18 @@ mod tests {
     fn reward_is_the_rule_applied_to_the_value_as_a_fraction() {
         let mut t = TableTrainer::with_table(table());
         let mut ctx = BasicContext::default();
-        let out = t.train(&job(arch([2, 2, 2, 2, 2, 2]), 3.0), &mut ctx).unwrap();
+        let out = t
+            .train(&job(arch([2, 2, 2, 2, 2, 2]), 3.0), &mut ctx)
+            .unwrap();
         // 0.9³ = 0.729
         assert!((out.reward - 0.729).abs() < 1e-12, "{}", out.reward);
         assert_eq!(out.metrics.len(), 1);
         assert_eq!(out.metrics[0].valid_accuracy, Some(0.9));
         assert_eq!(ctx.history, out.metrics);
         assert!(out.note.unwrap().contains("acc = 90"));
-        let linear = t.train(&job(arch([1, 1, 1, 1, 1, 1]), 1.0), &mut ctx).unwrap();
+        let linear = t
+            .train(&job(arch([1, 1, 1, 1, 1, 1]), 1.0), &mut ctx)
+            .unwrap();
         assert!((linear.reward - 0.1).abs() < 1e-12);
     }
 
@@ -327,32 +354,49 @@ mod tests {
             other => panic!("expected a permanent failure, got {other:?}"),
         };
         let missing = perm(t.train(&job(arch([3, 3, 3, 3, 3, 3]), 1.0), &mut ctx));
-        assert!(missing.contains("(3, 3, 3, 3, 3, 3)") && missing.contains("not in the table"), "{missing}");
+        assert!(
+            missing.contains("(3, 3, 3, 3, 3, 3)") && missing.contains("not in the table"),
+            "{missing}"
+        );
         let over = perm(t.train(&job(arch([0, 0, 0, 0, 0, 0]), 1.0), &mut ctx));
-        assert!(over.contains("acc = 150") && over.contains("percentage"), "{over}");
+        assert!(
+            over.contains("acc = 150") && over.contains("percentage"),
+            "{over}"
+        );
         let mut ppl = job(arch([2, 2, 2, 2, 2, 2]), 1.0);
         ppl.reward = RewardConfig::Perplexity { c: 80.0 };
         assert!(perm(t.train(&ppl, &mut ctx)).contains("perplexity"));
         let mut other_col = job(arch([2, 2, 2, 2, 2, 2]), 1.0);
         other_col.train.table.objective = Some("analog_accuracy".into());
         let m = perm(t.train(&other_col, &mut ctx));
-        assert!(m.contains("\"acc\"") && m.contains("\"analog_accuracy\""), "{m}");
+        assert!(
+            m.contains("\"acc\"") && m.contains("\"analog_accuracy\""),
+            "{m}"
+        );
         let mut cifar = job(arch([2, 2, 2, 2, 2, 2]), 1.0);
         cifar.train.dataset = "cifar10".into();
         assert!(perm(t.train(&cifar, &mut ctx)).contains("\"cifar10\""));
         let mut cell = job(arch([2, 2, 2, 2, 2, 2]), 1.0);
         let cells = CellSpace::default();
-        cell.arch = Architecture::RnnCell(cells.decode(&vec![0; cells.schema().token_count()]).unwrap());
+        cell.arch = Architecture::RnnCell(
+            cells
+                .decode(&vec![0; cells.schema().token_count()])
+                .unwrap(),
+        );
         assert!(perm(t.train(&cell, &mut ctx)).contains("rnn-cell"));
         let mut neg = job(arch([2, 2, 2, 2, 2, 2]), 1.0);
         neg.train.table.simulated_seconds = -1.0;
         assert!(perm(t.train(&neg, &mut ctx)).contains("simulated_seconds"));
-        assert!(ctx.history.is_empty(), "no progress is reported for a failed lookup");
+        assert!(
+            ctx.history.is_empty(),
+            "no progress is reported for a failed lookup"
+        );
     }
 
     #[test]
     fn job_path_loads_a_csv_once_per_column_and_missing_files_are_retryable() {
-        let dir = std::env::temp_dir().join(format!("nasfleet-nb201-trainer-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("nasfleet-nb201-trainer-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let csv = dir.join("t.csv");
         std::fs::write(&csv, "arch,a,b\n\"(2, 2, 2, 2, 2, 2)\",91.5,50\n").unwrap();
@@ -360,7 +404,9 @@ mod tests {
         let mut ctx = BasicContext::default();
         let mut j = job(arch([2, 2, 2, 2, 2, 2]), 1.0);
         j.train.table.objective = Some("a".into());
-        assert!(matches!(t.train(&j, &mut ctx), Err(TrainError::Retryable(m)) if m.contains("absent.anb")));
+        assert!(
+            matches!(t.train(&j, &mut ctx), Err(TrainError::Retryable(m)) if m.contains("absent.anb"))
+        );
         j.train.table.path = Some(csv.clone());
         assert!((t.train(&j, &mut ctx).unwrap().reward - 0.915).abs() < 1e-12);
         j.train.table.objective = Some("b".into());
@@ -370,15 +416,24 @@ mod tests {
         // sharing its cache (a worker builds one per job).
         std::fs::remove_file(&csv).unwrap();
         assert!(t.train(&j, &mut ctx).is_ok());
-        let mut per_job = TableTrainer::with_cache(WorkerTable::File(dir.join("absent.anb")), t.cache.clone());
+        let mut per_job =
+            TableTrainer::with_cache(WorkerTable::File(dir.join("absent.anb")), t.cache.clone());
         assert!(per_job.train(&j, &mut ctx).is_ok());
-        assert!(TableTrainer::new(WorkerTable::File(dir.join("absent.anb"))).train(&j, &mut ctx).is_err());
+        assert!(TableTrainer::new(WorkerTable::File(dir.join("absent.anb")))
+            .train(&j, &mut ctx)
+            .is_err());
         j.train.table.objective = Some("c".into());
         // A column the file lacks: but the file is gone, so this one is a read failure.
-        assert!(matches!(t.train(&j, &mut ctx), Err(TrainError::Retryable(_))));
+        assert!(matches!(
+            t.train(&j, &mut ctx),
+            Err(TrainError::Retryable(_))
+        ));
         std::fs::write(&csv, "arch,a\n\"(2, 2, 2, 2, 2, 2)\",91.5\n").unwrap();
         let unknown = t.train(&j, &mut ctx).unwrap_err();
-        assert!(matches!(&unknown, TrainError::Permanent(m) if m.contains("unknown objective column \"c\"")), "{unknown}");
+        assert!(
+            matches!(&unknown, TrainError::Permanent(m) if m.contains("unknown objective column \"c\"")),
+            "{unknown}"
+        );
         // No column named: the file's only one.
         j.train.table.objective = None;
         assert!((t.train(&j, &mut ctx).unwrap().reward - 0.915).abs() < 1e-12);
@@ -410,7 +465,12 @@ mod tests {
         // An hour of simulated training, stopped at the third poll: only a
         // loop that polls between short sleeps returns.
         j.train.table.simulated_seconds = 3600.0;
-        let mut ctx = StopAfter { polls_left: Cell::new(2) };
-        assert_eq!(t.train(&j, &mut ctx), Err(TrainError::Preempted { epochs_done: 0 }));
+        let mut ctx = StopAfter {
+            polls_left: Cell::new(2),
+        };
+        assert_eq!(
+            t.train(&j, &mut ctx),
+            Err(TrainError::Preempted { epochs_done: 0 })
+        );
     }
 }

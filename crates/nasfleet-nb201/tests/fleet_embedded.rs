@@ -41,7 +41,10 @@ async fn a_search_runs_on_the_table_through_the_embedded_fleet() {
     cfg.search.max_in_flight = 8;
     cfg.evolution.population = 8;
     cfg.evolution.sample_size = 3;
-    cfg.reward = RewardConfig::Accuracy { last_k: 1, power: 2.0 };
+    cfg.reward = RewardConfig::Accuracy {
+        last_k: 1,
+        power: 2.0,
+    };
     cfg.train.dataset = "nb201-table".into();
     cfg.train.table.path = Some(table_path.clone());
     cfg.train.table.simulated_seconds = 0.005;
@@ -50,7 +53,10 @@ async fn a_search_runs_on_the_table_through_the_embedded_fleet() {
     let cache = TableCache::new();
     let worker_cache = cache.clone();
     let factory: Arc<TrainerFactory> = Arc::new(move |_: &TrainJob| {
-        Ok(Box::new(TableTrainer::with_cache(WorkerTable::File(dir_missing()), worker_cache.clone())) as Box<dyn Trainer>)
+        Ok(Box::new(TableTrainer::with_cache(
+            WorkerTable::File(dir_missing()),
+            worker_cache.clone(),
+        )) as Box<dyn Trainer>)
     });
     let opts = LocalOptions {
         run: "nb201-table".into(),
@@ -64,7 +70,13 @@ async fn a_search_runs_on_the_table_through_the_embedded_fleet() {
     };
     let summary = tokio::time::timeout(
         Duration::from_secs(120),
-        run_local(&cfg, build_pure_strategy(&cfg).unwrap(), factory, opts, shutdown_pair().1),
+        run_local(
+            &cfg,
+            build_pure_strategy(&cfg).unwrap(),
+            factory,
+            opts,
+            shutdown_pair().1,
+        ),
     )
     .await
     .expect("the run finishes")
@@ -77,11 +89,20 @@ async fn a_search_runs_on_the_table_through_the_embedded_fleet() {
     // read once for all 48 children and 3 workers.
     assert_eq!(cache.len(), 1);
     // The best reward is (value / 100)² of the best architecture's value.
-    let best_arch = Architecture::from_value(summary.state.best_arch.clone().unwrap(), &Default::default()).unwrap();
-    let Architecture::Nb201(best_arch) = best_arch else { panic!("not an nb201 architecture") };
+    let best_arch = Architecture::from_value(
+        summary.state.best_arch.clone().unwrap(),
+        &Default::default(),
+    )
+    .unwrap();
+    let Architecture::Nb201(best_arch) = best_arch else {
+        panic!("not an nb201 architecture")
+    };
     let value = table.value(&best_arch).unwrap();
     let reward = summary.state.best_reward.unwrap();
-    assert!((reward - (value / 100.0).powi(2)).abs() < 1e-12, "{reward} vs {value}");
+    assert!(
+        (reward - (value / 100.0).powi(2)).abs() < 1e-12,
+        "{reward} vs {value}"
+    );
     // Evolution on this additive table climbs above the table's median (70).
     assert!(value > table.median(), "best {value}");
     std::fs::remove_dir_all(&dir).unwrap();

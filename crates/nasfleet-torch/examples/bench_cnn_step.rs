@@ -12,7 +12,8 @@
 //! little-endian f32, N×C×H×W) and labels (`y.i64`). `time` trains every
 //! panel child for warm-up + timed steps on that batch — forward, cross
 //! entropy, backward, SGD (momentum 0.9 Nesterov, lr 0.1, weight decay 1e-4)
-//! — and prints one JSON line with every step's milliseconds. The PyTorch
+//! — and prints one JSON line with every step's milliseconds, of wall time
+//! and of the calling thread's CPU time. The PyTorch
 //! side is `scripts/bench/cnn_step_reference.py` reading the same directory;
 //! `scripts/bench/cnn_step.sh` runs both in alternation and prints the ratio
 //! of medians.
@@ -114,6 +115,14 @@ fn sync(device: Device) {
     }
 }
 
+/// Nanoseconds the calling thread has run on a CPU (Linux schedstat), so a
+/// step's cost can be told apart from time spent waiting for a busy
+/// machine's cores. With one intra-op thread, forward, backward and update
+/// all run on the calling thread.
+fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat").ok()?.split_whitespace().next()?.parse().ok()
+}
+
 fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
@@ -157,6 +166,7 @@ fn time(args: &[String]) -> Res<()> {
     let y = Tensor::from_slice(&labels).to_device(device);
 
     let mut per_arch = Vec::new();
+    let mut per_arch_cpu = Vec::new();
     let mut flops = Vec::new();
     let mut indices = Vec::new();
     for (i, a) in meta["archs"].as_array().into_iter().flatten().enumerate() {
@@ -175,19 +185,25 @@ fn time(args: &[String]) -> Res<()> {
         let mut sgd = FlatSgd::new(vs.trainable_variables(), SgdConfig { momentum: 0.9, nesterov: true, weight_decay: 1e-4 })
             .map_err(|e| e.to_string())?;
         let mut times = Vec::with_capacity(steps);
+        let mut cpu_times = Vec::with_capacity(steps);
         for s in 0..warmup + steps {
             sync(device);
             let t0 = Instant::now();
+            let c0 = thread_cpu_ns();
             let logits = net.forward(&x, true).map_err(|e| e.to_string())?;
             let loss = logits.cross_entropy_loss(&y, None::<Tensor>, Reduction::Mean, -100, 0.0);
             sgd.step(&loss, 0.1).map_err(|e| e.to_string())?;
             sync(device);
             if s >= warmup {
                 times.push(t0.elapsed().as_secs_f64() * 1e3);
+                if let (Some(a), Some(b)) = (c0, thread_cpu_ns()) {
+                    cpu_times.push(b.saturating_sub(a) as f64 / 1e6);
+                }
             }
         }
         eprintln!("tch arch {i}: median step {:.2} ms", median(&times));
         per_arch.push(times);
+        per_arch_cpu.push(cpu_times);
     }
 
     let step_medians: Vec<f64> = per_arch.iter().map(|t| median(t)).collect();
@@ -200,6 +216,7 @@ fn time(args: &[String]) -> Res<()> {
         "input": [c, h, w],
         "archs": indices,
         "step_ms": per_arch,
+        "step_thread_cpu_ms": per_arch_cpu,
         "forward_flops_per_image": flops,
     });
     if with_data {

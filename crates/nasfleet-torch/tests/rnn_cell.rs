@@ -33,7 +33,7 @@ fn build(arch: &CellArch, leaf_bias: bool, seed: i64) -> (nn::VarStore, Recurren
     vs.double();
     tch::no_grad(|| {
         for (_, mut v) in vs.variables() {
-            let _ = v.copy_(&(Tensor::randn(v.size(), (Kind::Double, Device::Cpu)) * 0.7));
+            v.copy_(&(Tensor::randn(v.size(), (Kind::Double, Device::Cpu)) * 0.7));
         }
     });
     let opts = (Kind::Double, Device::Cpu);

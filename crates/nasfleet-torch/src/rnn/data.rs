@@ -125,3 +125,35 @@ pub fn batchify(ids: &[u32], batch: usize, device: Device, what: &str) -> Result
 pub fn segments(steps: i64, bptt: i64) -> impl Iterator<Item = (i64, i64)> {
     (0..steps - 1).step_by(bptt.max(1) as usize).map(move |i| (i, bptt.min(steps - 1 - i)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_resolve_with_the_char_flag() {
+        assert_eq!(LmDataset::resolve("ptb", false), Ok(LmDataset { corpus: LmCorpus::Ptb, char_level: false }));
+        assert_eq!(LmDataset::resolve("ptb", true).map(|d| d.name()), Ok("ptb-char"));
+        assert_eq!(LmDataset::resolve("austen-char", false).map(|d| d.name()), Ok("austen-char"));
+        assert!(LmDataset::resolve("wikitext", false).unwrap_err().contains("wikitext"));
+    }
+
+    #[test]
+    fn batchify_lays_out_contiguous_streams_and_drops_the_tail() {
+        let ids: Vec<u32> = (0..11).collect();
+        let t = batchify(&ids, 2, Device::Cpu, "x").unwrap();
+        assert_eq!(t.size(), [5, 2]);
+        let got: Vec<i64> = Vec::try_from(t.reshape([-1])).unwrap();
+        assert_eq!(got, [0, 5, 1, 6, 2, 7, 3, 8, 4, 9]);
+        let err = batchify(&ids, 6, Device::Cpu, "validation split").unwrap_err();
+        assert!(err.contains("validation split") && err.contains("11 tokens"), "{err}");
+        assert_eq!(prefix(&ids, Some(3)), &[0, 1, 2]);
+        assert_eq!(prefix(&ids, Some(99)).len(), 11);
+    }
+
+    #[test]
+    fn segments_cover_every_target_once() {
+        assert_eq!(segments(10, 4).collect::<Vec<_>>(), [(0, 4), (4, 4), (8, 1)]);
+        assert_eq!(segments(2, 35).collect::<Vec<_>>(), [(0, 1)]);
+    }
+}

@@ -226,27 +226,30 @@ impl LanguageModel {
         };
         let mut x = Tensor::embedding(&weight, ids, -1, false, false);
         if let Some(mask) = m(|m| m.input.as_ref()) {
-            x = x * mask;
+            x = &x * mask;
         }
         let steps = ids.size()[0];
         let mut next = Vec::with_capacity(self.cells.len());
         for (l, (cell, s)) in self.cells.iter().zip(state).enumerate() {
-            // All time steps' x-projections in one matmul, outside the loop.
-            let xp = cell.project_inputs(&x);
+            // All time steps' x-projections in one matmul, outside the loop,
+            // cut into steps by one `unbind`: its backward stacks the steps'
+            // gradients, where indexing step t would zero-fill a gradient of
+            // the whole [T, batch, base·H] projection once per step.
+            let xp = cell.project_inputs(&x).unbind(0);
             let rec_mask = masks.and_then(|m| m.recurrent[l].as_ref());
             let mut st = CellState { h: s.h.shallow_clone(), c: s.c.shallow_clone() };
             let mut outs = Vec::with_capacity(steps as usize);
-            for t in 0..steps {
+            for xp_t in &xp {
                 let h_in = match rec_mask {
                     Some(mask) => &st.h * mask,
                     None => st.h.shallow_clone(),
                 };
-                st = cell.step_projected(&xp.get(t), &h_in, &st.c);
+                st = cell.step_projected(xp_t, &h_in, &st.c);
                 outs.push(st.h.shallow_clone());
             }
             x = Tensor::stack(&outs, 0);
             if let Some(mask) = masks.and_then(|m| m.output[l].as_ref()) {
-                x = x * mask;
+                x = &x * mask;
             }
             next.push(st);
         }

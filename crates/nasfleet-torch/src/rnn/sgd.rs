@@ -48,7 +48,7 @@ fn gradients(params: &[(String, Tensor)], grad_clip: f64, weight_decay: f64) -> 
                 None => g,
             };
             if weight_decay > 0.0 {
-                g = g + &params[i].1 * weight_decay;
+                g = &g + &params[i].1 * weight_decay;
             }
             (i, g)
         })

@@ -401,7 +401,7 @@ fn train_epoch(
         loss.backward();
         optim.step(model.params(), run.lr, run.cfg);
         state = next.iter().map(CellState::detach).collect();
-        total = total + loss.detach().to_kind(Kind::Double) * (len * batch) as f64;
+        total += loss.detach().to_kind(Kind::Double) * (len * batch) as f64;
         count += len * batch;
         if (n + 1) % DIVERGENCE_CHECK_EVERY == 0 {
             let so_far = total.double_value(&[]) / count as f64;
@@ -432,7 +432,7 @@ pub(crate) fn evaluate(model: &LanguageModel, data: &Tensor, bptt: i64) -> f64 {
             let target = data.narrow(0, start + 1, len).reshape([-1]);
             let (logits, next) = model.forward(&input, &state, None);
             let sum = logits.cross_entropy_loss::<Tensor>(&target, None, Reduction::Sum, -100, 0.0);
-            total = total + sum.to_kind(Kind::Double);
+            total += sum.to_kind(Kind::Double);
             count += len * batch;
             state = next;
         }
