@@ -49,6 +49,8 @@ pub enum Command {
     /// Fetch and prepare the real datasets available on this machine.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Train one architecture end to end (the paper's final training of the best child).
+    Train(TrainArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -306,4 +308,33 @@ pub struct LocalArgs {
     /// Where datasets are (default: the cache, ~/.cache/nasfleet).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  nasfleet train --arch runs/<run>/best.json --config config/fashion-mnist-demo.toml --epochs 10\n  nasfleet train --arch cell.json --config config/austen-char.toml   # bits per character\n\nThe [train] section of the config is the recipe; progress is one line per epoch on stderr.")]
+pub struct TrainArgs {
+    /// Architecture JSON (as written by `space sample`, or a run's best.json).
+    #[arg(long)]
+    pub arch: PathBuf,
+    /// Experiment config whose [train] and [reward] sections to use.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Override train.epochs.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Where datasets are (default: the cache, ~/.cache/nasfleet).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// auto, cpu or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Keep per-epoch checkpoints here; rerunning with the same directory resumes.
+    #[arg(long)]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Seed of the training run.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print the final report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }

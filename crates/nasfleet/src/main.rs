@@ -9,6 +9,7 @@ mod cli;
 mod data_cmd;
 mod fleet_cmd;
 mod space_cmd;
+mod train_cmd;
 mod trainers;
 
 use clap::Parser;
@@ -23,6 +24,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Controller(cmd) => fleet_cmd::controller(cmd),
         cli::Command::Bench(cmd) => bench_cmd::run(cmd),
         cli::Command::Data(cmd) => data_cmd::run(cmd),
+        cli::Command::Train(args) => train_cmd::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
