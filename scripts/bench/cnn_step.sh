@@ -13,7 +13,8 @@
 # Usage: scripts/bench/cnn_step.sh [OUTDIR]
 # Environment: ROUNDS (3), THREADS (1), DEVICE (cpu), MIXED (0|1), ARCHS (8),
 #   LAYERS (6), BATCH (32), INPUT (3,32,32), STRIDES (0|1), STEPS (10),
-#   WARMUP (3), BIN (a prebuilt bench_cnn_step; skips cargo), PYTHON.
+#   WARMUP (3), BIN (a prebuilt bench_cnn_step; skips cargo), PYTHON,
+#   PER_ARCH (1: alternate the sides per architecture; 0: per round).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -45,25 +46,37 @@ mixed=()
 [ "$MIXED" = 1 ] && mixed=(--mixed)
 narchs=$("$PYTHON" -c 'import json,sys;print(len(json.load(open(sys.argv[1]))["archs"]))' "$OUT/panel.json")
 for r in $(seq 1 "$ROUNDS"); do
-  # Architecture by architecture, tch then PyTorch: the two measurements of
-  # one architecture are seconds apart, so load from other users of a shared
-  # machine hits both alike.
-  for i in $(seq 0 $((narchs - 1))); do
-    echo "round $r/$ROUNDS, arch $i: tch, pytorch" >&2
+  if [ "${PER_ARCH:-1}" = 1 ]; then
+    # Architecture by architecture, tch then PyTorch: the two measurements of
+    # one architecture are seconds apart, so load from other users of a
+    # shared machine hits both alike.
+    for i in $(seq 0 $((narchs - 1))); do
+      echo "round $r/$ROUNDS, arch $i: tch, pytorch" >&2
+      "$BIN" time --dir "$OUT" --device "$DEVICE" --threads "$THREADS" --steps "$STEPS" --warmup "$WARMUP" \
+        --only "$i" --no-data "${mixed[@]}" >"$OUT/tch.$r.$i.json"
+      "$PYTHON" "$ROOT/scripts/bench/cnn_step_reference.py" "$OUT" --device "$DEVICE" --threads "$THREADS" \
+        --steps "$STEPS" --warmup "$WARMUP" --only "$i" "${mixed[@]}" >"$OUT/torch.$r.$i.json" 2>"$OUT/torch.$r.$i.err"
+    done
+  else
+    # The whole panel per process (a dedicated machine: fewer interpreter starts).
+    echo "round $r/$ROUNDS: tch, pytorch" >&2
     "$BIN" time --dir "$OUT" --device "$DEVICE" --threads "$THREADS" --steps "$STEPS" --warmup "$WARMUP" \
-      --only "$i" --no-data "${mixed[@]}" >"$OUT/tch.$r.$i.json"
+      --no-data "${mixed[@]}" >"$OUT/tch.$r.all.json"
     "$PYTHON" "$ROOT/scripts/bench/cnn_step_reference.py" "$OUT" --device "$DEVICE" --threads "$THREADS" \
-      --steps "$STEPS" --warmup "$WARMUP" --only "$i" "${mixed[@]}" >"$OUT/torch.$r.$i.json" 2>"$OUT/torch.$r.$i.err"
-  done
+      --steps "$STEPS" --warmup "$WARMUP" "${mixed[@]}" >"$OUT/torch.$r.all.json" 2>"$OUT/torch.$r.all.err"
+  fi
 done
 # The data pipeline, with every architecture's step (the shares need both).
 "$BIN" time --dir "$OUT" --device "$DEVICE" --threads "$THREADS" --steps 2 --warmup 1 "${mixed[@]}" >"$OUT/data.json"
 
 "$PYTHON" - "$OUT" "$ROUNDS" "$narchs" <<'EOF'
-import json, statistics, sys
+import glob, json, statistics, sys
 out, rounds, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-load = lambda side, r, i: json.load(open(f"{out}/{side}.{r}.{i}.json"))
-samples = lambda side, i, key="step_ms": [t for r in range(1, rounds + 1) for t in load(side, r, i)[key][0]]
+runs = {side: [json.load(open(f)) for f in sorted(glob.glob(f"{out}/{side}.*.json"))] for side in ("tch", "torch")}
+def samples(side, i, key="step_ms"):
+    # Every step time of architecture i, over all rounds (files hold one
+    # architecture with PER_ARCH=1, the whole panel otherwise).
+    return [t for d in runs[side] for a, ts in zip(d["archs"], d[key]) if a == i for t in ts]
 tch_med = [statistics.median(samples("tch", i)) for i in range(n)]
 pt_med = [statistics.median(samples("torch", i)) for i in range(n)]
 ratios = [a / b for a, b in zip(tch_med, pt_med)]
@@ -80,11 +93,11 @@ except (KeyError, statistics.StatisticsError, ZeroDivisionError):
     pass
 data = json.load(open(f"{out}/data.json"))
 flops = data["forward_flops_per_image"]
-first = load("tch", 1, 0)
+first = runs["tch"][0]
 report = {
     "bench": "cnn_step", "device": first["device"], "threads": first["threads"],
     "mixed_precision": first["mixed_precision"], "batch": first["batch"], "input": first["input"],
-    "archs": n, "rounds": rounds, "steps_per_round": len(first["step_ms"][0]),
+    "archs": n, "rounds": rounds, "steps_per_round": len(first["step_ms"][0]), "samples_per_arch": len(samples("tch", 0)),
     "tch_median_ms": [round(v, 3) for v in tch_med],
     "pytorch_median_ms": [round(v, 3) for v in pt_med],
     "ratio_per_arch": [round(v, 3) for v in ratios],

@@ -14,13 +14,15 @@
 #      fixed panel of 8 sampled 6-layer architectures at 3x32x32, batch 128
 #      (synthetic pixels: timing only), with the data pipeline's share of a
 #      step, batched vs per-image augmentation and achieved TFLOP/s;
-#   2. epochs_{fp32,bf16}.jsonl — the same panel trained 5 epochs on
+#   2. epochs_{fp32,bf16}.jsonl — the same panel trained 3 epochs on
 #      Fashion-MNIST (20,000 / 5,000, 28x28): seconds per epoch and validation
 #      accuracy at fp32 and with mixed precision (bf16, fp32 weights and BN);
 #   3. workers_{1,2,4}/ — children per GPU-hour with 1, 2 and 4 worker
 #      processes sharing the GPU (8 children in total each time);
 #   4. summary.jsonl — one line per measurement.
-# Environment: WORKERS ("1 2 4"), CHILDREN (8), EPOCHS (5), STEP_ROUNDS (2),
+# Expected to take 5-8 minutes on the H200 (estimated, not yet measured): run
+# it with a 10-minute limit and shrink EPOCHS / CHILDREN if it runs out.
+# Environment: WORKERS ("1 2 4"), CHILDREN (8), EPOCHS (3), STEP_ROUNDS (2),
 #   DEVICE (cuda:0), TORCH_PY (/opt/torch/.venv/bin/python), BUNDLE,
 #   GPU_CONFIG (scripts/bench/gpu-fashion.toml: the children's recipe),
 #   STEP_BATCH (128), STEP_ARCHS (8), STEP_LAYERS (6), STEP_STEPS (20).
@@ -81,7 +83,8 @@ run() {
     [ "$prec" = bf16 ] && mixed=1
     echo "gpu.sh: step benchmark $prec ($((SECONDS - t0)) s)" >&2
     BIN=$bin/bench_cnn_step PYTHON=$py DEVICE=$device MIXED=$mixed BATCH=${STEP_BATCH:-128} \
-      ARCHS=${STEP_ARCHS:-8} LAYERS=${STEP_LAYERS:-6} ROUNDS=${STEP_ROUNDS:-2} STEPS=${STEP_STEPS:-20} WARMUP=5 THREADS=4 "$ROOT/scripts/bench/cnn_step.sh" "$out/step_$prec" >"$out/step_$prec.json" \
+      ARCHS=${STEP_ARCHS:-8} LAYERS=${STEP_LAYERS:-6} ROUNDS=${STEP_ROUNDS:-2} STEPS=${STEP_STEPS:-20} WARMUP=5 THREADS=4 \
+      PER_ARCH=0 "$ROOT/scripts/bench/cnn_step.sh" "$out/step_$prec" >"$out/step_$prec.json" \
       2>"$out/step_$prec.err" || echo "gpu.sh: step benchmark $prec failed (see step_$prec.err)" >&2
     cat "$out/step_$prec.json" >>"$summary" || true
   done
@@ -93,7 +96,7 @@ run() {
     [ "$prec" = bf16 ] && flag=(--mixed)
     echo "gpu.sh: panel epochs $prec ($((SECONDS - t0)) s)" >&2
     "$bin/cnn_children" --config "$config" --panel "$panel" --device "$device" \
-      --data-dir "$data" --threads 4 --epochs "${EPOCHS:-5}" "${flag[@]}" >"$out/epochs_$prec.jsonl" \
+      --data-dir "$data" --threads 4 --epochs "${EPOCHS:-3}" "${flag[@]}" >"$out/epochs_$prec.jsonl" \
       2>"$out/epochs_$prec.err" || echo "gpu.sh: epochs $prec failed" >&2
     tail -n 1 "$out/epochs_$prec.jsonl" | sed "s/^{/{\"measure\":\"panel_epochs_$prec\",/" >>"$summary" || true
   done
@@ -107,7 +110,7 @@ run() {
     local start=$SECONDS pids=()
     for i in $(seq 1 "$w"); do
       "$bin/cnn_children" --config "$config" --children "$per" --seed "$((i * 1000))" \
-        --device "$device" --data-dir "$data" --threads 2 --mixed --epochs "${EPOCHS:-5}" \
+        --device "$device" --data-dir "$data" --threads 2 --mixed --epochs "${EPOCHS:-3}" \
         >"$out/workers_$w/worker_$i.jsonl" 2>"$out/workers_$w/worker_$i.err" &
       pids+=($!)
     done

@@ -236,6 +236,8 @@ impl ExperimentConfig {
             ));
         }
         self.fleet.check().map_err(|(field, message)| bad(&field, message))?;
+        self.train.lm.check().map_err(|m| bad("train.lm", m))?;
+        self.train.table.check().map_err(|m| bad("train.table", m))?;
         Ok(())
     }
 }

@@ -8,7 +8,8 @@
 //! - [`lm`] — [`LanguageModel`]: embedding, stacked cells, softmax; word,
 //!   input, variational recurrent and output dropout drawn from our own RNG;
 //!   optional tied embeddings; parameter counting and budget matching.
-//! - `sgd` — plain SGD with global-norm clipping on the model's tensors.
+//! - `sgd` — the optimisers, plain SGD and Adam with global-norm clipping,
+//!   written out on the model's tensors so checkpoints hold their state.
 //! - [`data`] — dataset names (`ptb`, `austen`, `-char` variants), finding or
 //!   preparing their files, BPTT batching.
 //! - `checkpoint` — the exact per-epoch checkpoint file.
@@ -27,7 +28,7 @@ use thiserror::Error;
 pub use cell::{CellState, LeafWeights, RecurrentCell};
 pub use data::{LmCorpus, LmDataset};
 pub use lm::{Dropouts, LanguageModel, LmInit, LmShape};
-pub use sgd::Sgd;
+pub use sgd::{Adam, Sgd};
 pub use trainer::{bits_per_char, LmReport, LmTrainer};
 
 /// Why a cell or model could not be built.

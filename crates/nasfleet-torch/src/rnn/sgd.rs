@@ -24,43 +24,46 @@ pub struct Sgd {
     pub grad_clip: f64,
 }
 
-/// The gradients of `params` (those that have one), clipped and with weight
-/// decay added.
-fn gradients(params: &[(String, Tensor)], grad_clip: f64, weight_decay: f64) -> Vec<(usize, Tensor)> {
-    let grads: Vec<(usize, Tensor)> = params
+/// The parameters that have a gradient, with their gradient.
+fn with_grads(params: &[(String, Tensor)]) -> Vec<(usize, Tensor)> {
+    params
         .iter()
         .enumerate()
         .filter_map(|(i, (_, p))| {
             let g = p.grad();
             g.defined().then_some((i, g))
         })
-        .collect();
-    let scale = (grad_clip > 0.0 && !grads.is_empty()).then(|| {
+        .collect()
+}
+
+/// `min(1, max_norm / (‖g‖ + 1e-6))` over all gradients, as a 0-d tensor
+/// (None when clipping is off).
+fn clip_scale(grads: &[(usize, Tensor)], grad_clip: f64) -> Option<Tensor> {
+    (grad_clip > 0.0 && !grads.is_empty()).then(|| {
         let sq: Vec<Tensor> = grads.iter().map(|(_, g)| g.pow_tensor_scalar(2).sum(Kind::Float)).collect();
         let norm = Tensor::stack(&sq, 0).sum(Kind::Float).sqrt();
         (grad_clip / (norm + 1e-6)).clamp_max(1.0)
-    });
-    grads
-        .into_iter()
-        .map(|(i, g)| {
-            let mut g = match &scale {
-                Some(s) => g * s,
-                None => g,
-            };
-            if weight_decay > 0.0 {
-                g = &g + &params[i].1 * weight_decay;
-            }
-            (i, g)
-        })
-        .collect()
+    })
 }
 
 impl Sgd {
     /// One update from the gradients currently held by `params`.
     pub fn step(&self, params: &[(String, Tensor)]) {
         tch::no_grad(|| {
-            for (i, g) in gradients(params, self.grad_clip, self.weight_decay) {
-                let _ = params[i].1.shallow_clone().g_sub_(&(g * self.lr));
+            let grads = with_grads(params);
+            // One scale for clipping and learning rate: one pass over each
+            // gradient instead of two.
+            let factor = clip_scale(&grads, self.grad_clip).map(|s| s * self.lr);
+            for (i, g) in grads {
+                let p = &params[i].1;
+                let mut update = match &factor {
+                    Some(f) => g * f,
+                    None => g * self.lr,
+                };
+                if self.weight_decay > 0.0 {
+                    update += p * (self.weight_decay * self.lr);
+                }
+                let _ = p.shallow_clone().g_sub_(&update);
             }
         });
     }
@@ -95,7 +98,16 @@ impl Adam {
         let bias1 = 1.0 - BETA1.powf(t);
         let bias2_sqrt = (1.0 - BETA2.powf(t)).sqrt();
         tch::no_grad(|| {
-            for (i, g) in gradients(params, grad_clip, weight_decay) {
+            let grads = with_grads(params);
+            let scale = clip_scale(&grads, grad_clip);
+            for (i, g) in grads {
+                let mut g = match &scale {
+                    Some(s) => g * s,
+                    None => g,
+                };
+                if weight_decay > 0.0 {
+                    g = &g + &params[i].1 * weight_decay;
+                }
                 let (m, v) = (&mut self.m[i], &mut self.v[i]);
                 let _ = m.g_mul_scalar_(BETA1).g_add_(&(&g * (1.0 - BETA1)));
                 let _ = v.g_mul_scalar_(BETA2).g_add_(&(&g * &g * (1.0 - BETA2)));

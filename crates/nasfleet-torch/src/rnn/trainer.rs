@@ -68,7 +68,7 @@ pub struct LmReport {
     pub hidden: usize,
     pub params: u64,
     pub best_valid_perplexity: Option<f64>,
-    /// Only with `train.lm.evaluate_test`.
+    /// With the final weights; only with `train.lm.evaluate_test`.
     pub test_perplexity: Option<f64>,
     /// The epoch a checkpoint was resumed after, if one was.
     pub resumed_after_epoch: Option<usize>,
@@ -209,8 +209,8 @@ impl LmTrainer {
         if dev == Device::Cpu && self.cpu_threads > 0 {
             tch::set_num_threads(self.cpu_threads.min(i32::MAX as usize) as i32);
         }
-        let train_data =
-            batchify(prefix(&corpus.train, cfg.max_train_tokens), cfg.batch_size, dev, "training split").map_err(permanent)?;
+        let train_tokens = prefix(&corpus.train, cfg.max_train_tokens);
+        let train_data = batchify(train_tokens, cfg.batch_size, dev, "training split").map_err(permanent)?;
         let valid_data =
             batchify(prefix(&corpus.valid, cfg.max_valid_tokens), cfg.eval_batch_size, dev, "validation split")
                 .map_err(permanent)?;
@@ -226,7 +226,6 @@ impl LmTrainer {
         let mut rng = ChaCha8Rng::seed_from_u64(job.seed);
         let init = LmInit { range: cfg.init_range, cell_range: cfg.cell_init_gain / (shape.hidden as f64).sqrt() };
         let mut model = LanguageModel::new(dev, arch, shape, init, &mut rng).map_err(|e| permanent(e.to_string()))?;
-        let train_tokens = prefix(&corpus.train, cfg.max_train_tokens);
         if cfg.unigram_bias_init {
             model.init_output_bias_unigram(train_tokens);
         }
