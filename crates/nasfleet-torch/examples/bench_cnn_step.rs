@@ -144,6 +144,8 @@ fn time(args: &[String]) -> Res<()> {
     let with_data = !args.iter().any(|a| a == "--no-data");
     tch::set_num_threads(threads);
     tch::set_num_interop_threads(1);
+    // As the trainer does (see its doc): keep freed activations in the heap.
+    nasfleet_torch::cnn::raise_malloc_thresholds();
     if device.is_cuda() {
         tch::Cuda::cudnn_set_benchmark(true);
     }

@@ -133,3 +133,27 @@ fn mismatched_or_empty_sets_are_errors() {
     let err = DeviceData::new(&a, &empty, prep(true), Device::Cpu).unwrap_err().to_string();
     assert!(err.contains("at least one"), "{err}");
 }
+
+#[test]
+fn a_test_set_is_prepared_exactly_as_the_validation_set() {
+    let train = random_set(50, [3, 8, 8], 6);
+    let valid = random_set(20, [3, 8, 8], 7);
+    for p in [
+        prep(true),
+        prep(false),
+        Prepare { resolution: Some(4), normalize: true, kind: Kind::Float },
+        Prepare { resolution: Some(12), normalize: true, kind: Kind::BFloat16 },
+    ] {
+        let data = DeviceData::new(&train, &valid, p, Device::Cpu).unwrap();
+        // The validation images, prepared again as a "test set": bit for bit
+        // the same tensor (resampling, the training statistics, the kind).
+        let again = data.prepare_like(&valid).unwrap();
+        assert_eq!(again.images.kind(), p.kind);
+        assert!(again.images.equal(&data.valid.images), "{p:?}");
+        assert!(again.labels.equal(&data.valid.labels));
+    }
+    // A set of another shape or class count is refused with both shapes.
+    let data = DeviceData::new(&train, &valid, prep(true), Device::Cpu).unwrap();
+    let err = data.prepare_like(&random_set(5, [1, 8, 8], 8)).unwrap_err().to_string();
+    assert!(err.contains("[1, 8, 8]") && err.contains("(3, 8, 8)"), "{err}");
+}

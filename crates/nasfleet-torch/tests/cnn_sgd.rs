@@ -41,12 +41,21 @@ fn run_flat(theta0: &[f64], cfg: SgdConfig, lrs: &[f64]) -> (Vec<f64>, Vec<f64>)
         let loss = (&c * theta.square()).sum(Kind::Float) / 2.0 + (&d * &theta).sum(Kind::Float);
         sgd.step(&loss, lr).unwrap();
     }
-    // The network's own handles see the updates (they share the flat storage).
+    // The network's own handles see the updates (they share the flat
+    // storage), and each starts on a 64-byte boundary.
+    for v in [&a, &b, &z] {
+        assert_eq!(v.data_ptr() as usize % 64, 0, "variable of shape {:?} is misaligned", v.size());
+    }
     let through_vars = Tensor::cat(&[a.flatten(0, -1), b.flatten(0, -1), z.flatten(0, -1)], 0);
-    assert!(through_vars.equal(sgd.params()));
+    let flat = sgd.params();
+    assert_eq!(flat.numel(), 16 + 16 + 16, "6, 4 and 2 values, each padded to 16");
+    let unpadded = Tensor::cat(&[flat.narrow(0, 0, 6), flat.narrow(0, 16, 4), flat.narrow(0, 32, 2)], 0);
+    assert!(through_vars.equal(&unpadded));
+    let m = sgd.momentum();
+    let momentum = Tensor::cat(&[m.narrow(0, 0, 6), m.narrow(0, 16, 4), m.narrow(0, 32, 2)], 0);
     (
-        Vec::<f64>::try_from(sgd.params().to_kind(Kind::Double)).unwrap(),
-        Vec::<f64>::try_from(sgd.momentum().to_kind(Kind::Double)).unwrap(),
+        Vec::<f64>::try_from(through_vars.to_kind(Kind::Double)).unwrap(),
+        Vec::<f64>::try_from(momentum.to_kind(Kind::Double)).unwrap(),
     )
 }
 
@@ -69,17 +78,16 @@ fn nesterov_momentum_and_weight_decay_follow_pytorch_sgd() {
 
 #[test]
 fn state_round_trips_through_load() {
-    let theta0: Vec<f64> = (0..12).map(|i| i as f64 / 10.0).collect();
     let cfg = SgdConfig { momentum: 0.9, nesterov: true, weight_decay: 1e-4 };
-    let (params, momentum) = run_flat(&theta0, cfg, &[0.1, 0.1]);
     let vs = nn::VarStore::new(Device::Cpu);
     let w = vs.root().var_copy("w", &Tensor::zeros([12], (Kind::Float, Device::Cpu)));
     let mut sgd = FlatSgd::new(vs.trainable_variables(), cfg).unwrap();
-    let p = Tensor::from_slice(&params).to_kind(Kind::Float);
-    let m = Tensor::from_slice(&momentum).to_kind(Kind::Float);
+    assert_eq!((sgd.numel(), sgd.params().numel()), (12, 16));
+    let p = Tensor::arange(16, (Kind::Float, Device::Cpu));
+    let m = Tensor::arange(16, (Kind::Float, Device::Cpu)) * 2.0;
     sgd.load(&p, &m).unwrap();
-    assert!(w.equal(&p) && sgd.momentum().equal(&m));
-    let err = sgd.load(&Tensor::zeros([3], (Kind::Float, Device::Cpu)), &m).unwrap_err().to_string();
+    assert!(w.equal(&p.narrow(0, 0, 12)) && sgd.momentum().equal(&m));
+    let err = sgd.load(&Tensor::zeros([12], (Kind::Float, Device::Cpu)), &m).unwrap_err().to_string();
     assert!(err.contains("shape"), "{err}");
 }
 

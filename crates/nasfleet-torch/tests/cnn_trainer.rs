@@ -27,7 +27,11 @@ fn arch() -> Architecture {
 /// 300 tiny 1×8×8 images whose class is drawn as a bright 2×2 square at one
 /// of ten positions over noise: learnable, but not in one step.
 fn toy_set() -> ImageSet {
-    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    toy_set_seeded(11)
+}
+
+fn toy_set_seeded(seed: u64) -> ImageSet {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n = 300;
     let mut pixels = Vec::with_capacity(n * 64);
     let mut labels = Vec::with_capacity(n);
@@ -119,6 +123,29 @@ fn reward_is_the_cube_of_the_best_of_the_last_five_accuracies() {
     // The toy task is learnable: the loss falls and accuracy beats chance (0.1).
     assert!(out.metrics[6].train_loss < out.metrics[0].train_loss, "{:?}", out.metrics);
     assert!(best > 0.3, "{accs:?}");
+}
+
+#[test]
+fn a_final_training_scores_the_test_set_after_the_same_training() {
+    let j = job(recipe(7));
+    let searched = trainer().train(&j, &mut Ctx::new(None)).unwrap();
+    // Without a test set the final training is refused before it starts.
+    let mut ctx = Ctx::new(None);
+    let err = trainer().train_final(&j, &mut ctx).unwrap_err();
+    assert!(matches!(&err, TrainError::Permanent(m) if m.contains("without a test set")), "{err:?}");
+    assert!(ctx.history.is_empty(), "refused before training");
+    // With one: the same training, bit for bit, then the test images scored.
+    let test = toy_set_seeded(12);
+    let r = trainer().with_test_set("toy", test.clone()).train_final(&j, &mut Ctx::new(None)).unwrap();
+    assert_eq!(losses(&r.outcome.metrics), losses(&searched.metrics));
+    assert_eq!(r.outcome.reward, searched.reward);
+    assert_eq!(r.test_images, test.len());
+    let acc = r.test_accuracy.unwrap();
+    let valid = r.outcome.metrics.last().and_then(|m| m.valid_accuracy).unwrap();
+    eprintln!("test accuracy {acc}, last validation accuracy {valid}");
+    // Fresh images of the same learnable task: well above chance (0.1).
+    assert!(acc > 0.3, "test accuracy {acc}");
+    assert!(r.cost.params > 0);
 }
 
 #[test]

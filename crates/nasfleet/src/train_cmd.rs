@@ -2,7 +2,7 @@
 //! recipe, outside any fleet (the paper's final training of the best child).
 
 use anyhow::{bail, Context, Result};
-use nasfleet_core::trainer::{BasicContext, TrainError, TrainJob, Trainer};
+use nasfleet_core::trainer::{BasicContext, TrainError, TrainJob};
 use nasfleet_core::{Architecture, ExperimentConfig};
 use nasfleet_torch::cnn::CnnTrainer;
 use nasfleet_torch::device::DeviceSpec;
@@ -36,15 +36,20 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let report = match &arch {
         Architecture::Cnn(_) => {
             let job = job(&arch, &cfg, args.seed);
-            let outcome = CnnTrainer::new(&data_dir, device).train(&job, &mut ctx).map_err(failed)?;
-            let accs: Vec<f64> = outcome.metrics.iter().filter_map(|m| m.valid_accuracy).collect();
+            // The final training reports the test set too.
+            let r = CnnTrainer::new(&data_dir, device).train_final(&job, &mut ctx).map_err(failed)?;
+            let accs: Vec<f64> = r.outcome.metrics.iter().filter_map(|m| m.valid_accuracy).collect();
             json!({
                 "dataset": cfg.train.dataset,
-                "reward": outcome.reward,
+                "reward": r.outcome.reward,
+                "params": r.cost.params,
+                "flops_per_image": r.cost.flops,
                 "final_valid_accuracy": accs.last(),
                 "best_valid_accuracy": accs.iter().copied().fold(None, |b: Option<f64>, a| Some(b.map_or(a, |b| b.max(a)))),
-                "note": outcome.note,
-                "epochs": outcome.metrics,
+                "test_accuracy": r.test_accuracy,
+                "test_images": r.test_images,
+                "note": r.outcome.note,
+                "epochs": r.outcome.metrics,
             })
         }
         Architecture::RnnCell(_) => {
@@ -105,7 +110,10 @@ fn print_report(r: &serde_json::Value) {
         "reward",
         "final_valid_accuracy",
         "best_valid_accuracy",
+        "test_accuracy",
+        "test_images",
         "params",
+        "flops_per_image",
         "hidden",
         "best_valid_perplexity",
         "test_perplexity",

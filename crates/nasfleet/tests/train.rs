@@ -38,6 +38,13 @@ fn trains_a_child_from_a_best_json_record() {
     // Chance is 0.10 on Fashion-MNIST's 10 balanced classes.
     assert!(acc > 0.5, "one epoch reached only {acc}");
     assert!((r["reward"].as_f64().unwrap() - acc.powi(3)).abs() < 1e-9);
+    // The final training scores the untouched test set (all 10,000 images).
+    assert_eq!(r["test_images"].as_u64(), Some(10_000));
+    let test = r["test_accuracy"].as_f64().unwrap();
+    assert!(test > 0.5, "test accuracy {test} after one epoch");
+    // Validation and test images come from the same distribution.
+    assert!((test - acc).abs() < 0.1, "test {test} vs validation {acc}");
+    assert!(r["params"].as_u64().unwrap() > 0);
     assert!(err.contains("epoch   1"), "{err}");
 }
 

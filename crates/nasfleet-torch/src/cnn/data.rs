@@ -76,6 +76,8 @@ pub struct DeviceData {
     pub mean: Vec<f64>,
     pub std: Vec<f64>,
     pub device: Device,
+    /// How the images were prepared (what [`DeviceData::prepare_like`] repeats).
+    pub prep: Prepare,
 }
 
 fn to_float(set: &ImageSet, device: Device) -> Result<Tensor, CnnError> {
@@ -153,6 +155,40 @@ impl DeviceData {
             mean,
             std,
             device,
+            prep,
+        })
+    }
+
+    /// `set` (a held-out test set) prepared exactly as the validation images
+    /// were: the same resampling, the training images' whitening statistics
+    /// and the same kind. Its image shape and class count must match.
+    pub fn prepare_like(&self, set: &ImageSet) -> Result<DeviceImages, CnnError> {
+        let x = resample(to_float(set, self.device)?, self.prep.resolution)?;
+        let s = x.size();
+        let shape = (s[1] as usize, s[2] as usize, s[3] as usize);
+        if shape != self.shape || set.num_classes() != self.classes || set.is_empty() {
+            return Err(CnnError::Invalid(format!(
+                "images {:?} ({} classes, {} images) do not match the training images {:?} ({} classes)",
+                set.shape(),
+                set.num_classes(),
+                set.len(),
+                self.shape,
+                self.classes
+            )));
+        }
+        let x = if self.prep.normalize {
+            let c = self.mean.len() as i64;
+            let stat = |v: &[f64]| -> Result<Tensor, CnnError> {
+                Ok(Tensor::f_from_slice(v)?.f_to_kind(Kind::Float)?.f_view([1, c, 1, 1])?.f_to_device(self.device)?)
+            };
+            (&x - stat(&self.mean)?).f_div(&stat(&self.std)?)?
+        } else {
+            x
+        };
+        let labels: Vec<i64> = set.labels().iter().map(|&l| i64::from(l)).collect();
+        Ok(DeviceImages {
+            images: x.f_to_kind(self.prep.kind)?.f_contiguous()?,
+            labels: Tensor::f_from_slice(&labels)?.f_to_device(self.device)?,
         })
     }
 

@@ -295,8 +295,14 @@ impl CnnNet {
             t.final_shape = chw(&z);
         }
         // Global average pooling accumulates in fp32 whatever the compute kind,
-        // and the classifier runs in fp32.
-        let pooled = z.f_mean_dim([2i64, 3].as_slice(), false, Kind::Float)?;
+        // and the classifier runs in fp32. (In fp32, no dtype argument: the
+        // mean-with-dtype kernel's backward pass is measurably slower.)
+        let dims = [2i64, 3];
+        let pooled = if self.compute == Kind::Float {
+            z.f_mean_dim(dims.as_slice(), false, None::<Kind>)?
+        } else {
+            z.f_mean_dim(dims.as_slice(), false, Kind::Float)?
+        };
         Ok(pooled.f_linear(&self.fc_weight, Some(&self.fc_bias))?)
     }
 }

@@ -5,8 +5,9 @@
 //!    child's shapes, parameters, FLOPs and activation memory are computed by
 //!    `CnnArch::resolve` without tch: anything invalid or over budget is a
 //!    permanent failure naming the numbers, before a byte is allocated;
-//! 2. the dataset is split and moved to the device once per trainer (the
-//!    next child with the same data settings reuses it);
+//! 2. the dataset is read from disk once per process (plain bytes shared
+//!    by every trainer), then split and moved to the device once per
+//!    trainer (the next child with the same data settings reuses it);
 //! 3. the network is built with weights from the child's seed, the optimiser
 //!    takes its variables, and a checkpoint of this very child, if the
 //!    context's directory holds one, restores weights, momentum, batch-norm
@@ -43,7 +44,7 @@ use nasfleet_data::{DataError, ImageSet, SplitConfig};
 
 use super::budget::ChildCost;
 use super::checkpoint::{self, Manifest};
-use super::data::{Augment, DeviceData, Prepare};
+use super::data::{Augment, DeviceData, DeviceImages, Prepare};
 use super::net::{resolve_checked, CnnNet};
 use super::sgd::{FlatSgd, SgdConfig};
 use super::CnnError;
@@ -74,7 +75,22 @@ pub struct CnnTrainer {
     device: Device,
     cpu_threads: usize,
     registered: HashMap<String, Arc<ImageSet>>,
+    registered_tests: HashMap<String, Arc<ImageSet>>,
     cache: Option<(DataKey, DeviceData)>,
+}
+
+/// A final training's result ([`CnnTrainer::train_final`]): the search
+/// outcome plus the held-out test set's accuracy.
+#[derive(Debug, Clone)]
+pub struct CnnReport {
+    pub outcome: TrainOutcome,
+    /// Accuracy of the final weights on the dataset's test set; `None` when
+    /// the child diverged (its reward is 0 and the note says why).
+    pub test_accuracy: Option<f64>,
+    /// Number of test images scored.
+    pub test_images: usize,
+    /// What the child costs (parameters, FLOPs per image, activation memory).
+    pub cost: ChildCost,
 }
 
 /// Training sets read from disk, shared by every trainer of the process:
@@ -187,16 +203,31 @@ impl CnnTrainer {
     /// the CPU each job runs on one libtorch thread unless
     /// [`CnnTrainer::with_cpu_threads`] says otherwise.
     pub fn new(data_dir: impl Into<PathBuf>, device: Device) -> CnnTrainer {
+        super::raise_malloc_thresholds();
         if device.is_cuda() {
             tch::Cuda::cudnn_set_benchmark(true);
         }
-        CnnTrainer { data_dir: data_dir.into(), device, cpu_threads: 1, registered: HashMap::new(), cache: None }
+        CnnTrainer {
+            data_dir: data_dir.into(),
+            device,
+            cpu_threads: 1,
+            registered: HashMap::new(),
+            registered_tests: HashMap::new(),
+            cache: None,
+        }
     }
 
     /// Registers an in-memory training set under `name` (tests, custom data);
     /// jobs naming it split it like a built-in dataset's training set.
     pub fn with_dataset(mut self, name: impl Into<String>, train: ImageSet) -> CnnTrainer {
         self.registered.insert(name.into(), Arc::new(train));
+        self
+    }
+
+    /// Registers the test set that goes with a dataset registered with
+    /// [`CnnTrainer::with_dataset`] (what [`CnnTrainer::train_final`] scores).
+    pub fn with_test_set(mut self, name: impl Into<String>, test: ImageSet) -> CnnTrainer {
+        self.registered_tests.insert(name.into(), Arc::new(test));
         self
     }
 
@@ -292,6 +323,44 @@ impl CnnTrainer {
         Ok(set)
     }
 
+    /// The job's held-out test set, read from disk each time (only a final
+    /// training asks for it; a search never looks at it).
+    fn load_test_set(&self, cfg: &TrainConfig) -> Result<Arc<ImageSet>, TrainError> {
+        if self.registered.contains_key(&cfg.dataset) {
+            return self.registered_tests.get(&cfg.dataset).cloned().ok_or_else(|| {
+                permanent(format!("dataset {:?} was registered without a test set (CnnTrainer::with_test_set)", cfg.dataset))
+            });
+        }
+        let data_err = |e: DataError| retryable(format!("test set of {}: {e}", cfg.dataset));
+        let set = match cfg.dataset.as_str() {
+            "fashion-mnist" => {
+                let dir = self.dataset_dir(cfg, "fashion-mnist");
+                nasfleet_data::fetch_fashion_mnist(&dir).map_err(data_err)?;
+                nasfleet_data::load_fashion_mnist(&dir).map_err(data_err)?.test
+            }
+            "mnist" => {
+                let dir = self.dataset_dir(cfg, "mnist");
+                nasfleet_data::load_idx_pair(
+                    &idx_file(&dir, "t10k-images-idx3-ubyte"),
+                    &idx_file(&dir, "t10k-labels-idx1-ubyte"),
+                    10,
+                )
+                .map_err(data_err)?
+            }
+            "cifar10" => nasfleet_data::load_cifar10(&self.dataset_dir(cfg, "cifar-10-batches-bin")).map_err(data_err)?.test,
+            other => return Err(permanent(format!("unknown dataset {other:?} for a CNN child"))),
+        };
+        Ok(Arc::new(set))
+    }
+
+    /// Trains `job` as [`Trainer::train`] does, then scores the final
+    /// weights on the dataset's test set: the paper's final training of the
+    /// best child. The test images are prepared as the validation images
+    /// are (same resolution, the training subset's whitening).
+    pub fn train_final(&mut self, job: &TrainJob, ctx: &mut dyn TrainContext) -> Result<CnnReport, TrainError> {
+        self.guarded(|t| t.train_inner(job, ctx, true))
+    }
+
     /// The job's data on the device, prepared once and reused while the
     /// settings stay the same.
     pub fn data(&mut self, cfg: &TrainConfig) -> Result<&DeviceData, TrainError> {
@@ -333,7 +402,7 @@ impl CnnTrainer {
         }
     }
 
-    fn train_inner(&mut self, job: &TrainJob, ctx: &mut dyn TrainContext) -> Result<TrainOutcome, TrainError> {
+    fn train_inner(&mut self, job: &TrainJob, ctx: &mut dyn TrainContext, test: bool) -> Result<CnnReport, TrainError> {
         let cfg = &job.train;
         let Architecture::Cnn(arch) = &job.arch else {
             return Err(permanent(format!("the CNN trainer got a {} architecture", job.arch.kind().name())));
@@ -344,6 +413,9 @@ impl CnnTrainer {
         check_recipe(cfg).map_err(permanent)?;
         let cost = self.child_cost(arch, cfg)?;
         cost.check(&cfg.image).map_err(permanent)?;
+        // Before any training: a final run must not find out at the end that
+        // its test set is missing.
+        let test_set = if test { Some(self.load_test_set(cfg)?) } else { None };
 
         if self.device == Device::Cpu && self.cpu_threads > 0 {
             tch::set_num_threads(self.cpu_threads.min(i32::MAX as usize) as i32);
@@ -420,14 +492,15 @@ impl CnnTrainer {
                 .map_err(retryable)?;
             if let Some((s, l)) = host.iter().enumerate().find(|(_, l)| !l.is_finite()) {
                 notes.insert(0, format!("diverged: training loss is {l} at epoch {}, step {}", epoch + 1, s + 1));
-                return Ok(TrainOutcome { reward: 0.0, metrics, note: Some(notes.join("; ")) });
+                let outcome = TrainOutcome { reward: 0.0, metrics, note: Some(notes.join("; ")) };
+                return Ok(CnnReport { outcome, test_accuracy: None, test_images: 0, cost });
             }
             let weighted: f64 = host
                 .iter()
                 .zip(order.chunks(cfg.batch_size))
                 .map(|(&l, c)| f64::from(l) * c.len() as f64)
                 .sum();
-            let accuracy = evaluate(&net, data, cfg.image.eval_batch_size).map_err(retryable)?;
+            let accuracy = evaluate_on(&net, &data.valid, cfg.image.eval_batch_size).map_err(retryable)?;
             metrics.push(EpochMetrics {
                 epoch: epoch + 1,
                 train_loss: weighted / n_train as f64,
@@ -455,20 +528,53 @@ impl CnnTrainer {
             .reward
             .from_accuracies(&accs)
             .ok_or_else(|| retryable(format!("no reward from validation accuracies {accs:?}")))?;
-        Ok(TrainOutcome { reward, metrics, note: (!notes.is_empty()).then(|| notes.join("; ")) })
+        let (test_accuracy, test_images) = match test_set {
+            Some(set) => {
+                let images = data.prepare_like(&set).map_err(permanent)?;
+                let acc = evaluate_on(&net, &images, cfg.image.eval_batch_size).map_err(retryable)?;
+                (Some(acc), images.len())
+            }
+            None => (None, 0),
+        };
+        let outcome = TrainOutcome { reward, metrics, note: (!notes.is_empty()).then(|| notes.join("; ")) };
+        Ok(CnnReport { outcome, test_accuracy, test_images, cost })
+    }
+
+    /// Runs `f`, turning a panic inside libtorch into a retryable failure.
+    fn guarded<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, TrainError>) -> Result<T, TrainError> {
+        // tch's infallible calls panic on libtorch errors (a CUDA out-of-memory
+        // inside an op, say): that is a failed attempt, not a dead worker.
+        match std::panic::catch_unwind(AssertUnwindSafe(|| f(self))) {
+            Ok(result) => result,
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into());
+                // The cached data may be half-built; rebuild it next time.
+                self.cache = None;
+                Err(TrainError::Retryable(format!("training panicked: {msg}")))
+            }
+        }
     }
 }
 
-/// Validation accuracy (fraction) in eval mode, without gradients; the
-/// correct counts stay on the device until the end.
+/// Validation accuracy (fraction) in eval mode, without gradients.
 pub fn evaluate(net: &CnnNet, data: &DeviceData, batch_size: usize) -> Result<f64, CnnError> {
+    evaluate_on(net, &data.valid, batch_size)
+}
+
+/// Accuracy (fraction) on `set` in eval mode, without gradients; the
+/// correct counts stay on the device until the end.
+pub fn evaluate_on(net: &CnnNet, set: &DeviceImages, batch_size: usize) -> Result<f64, CnnError> {
     tch::no_grad(|| {
-        let n = data.valid.len();
+        let n = set.len();
         let mut correct = Vec::with_capacity(n.div_ceil(batch_size));
         for start in (0..n).step_by(batch_size) {
             let len = batch_size.min(n - start) as i64;
-            let x = data.valid.images.f_narrow(0, start as i64, len)?;
-            let y = data.valid.labels.f_narrow(0, start as i64, len)?;
+            let x = set.images.f_narrow(0, start as i64, len)?;
+            let y = set.labels.f_narrow(0, start as i64, len)?;
             let logits = net.forward(&x, false)?;
             correct.push(logits.f_argmax(-1, false)?.f_eq_tensor(&y)?.f_sum(Kind::Int64)?);
         }
@@ -516,20 +622,6 @@ fn restore(vs: &nn::VarStore, sgd: &mut FlatSgd, tensors: &[(String, Tensor)]) -
 
 impl Trainer for CnnTrainer {
     fn train(&mut self, job: &TrainJob, ctx: &mut dyn TrainContext) -> Result<TrainOutcome, TrainError> {
-        // tch's infallible calls panic on libtorch errors (a CUDA out-of-memory
-        // inside an op, say): that is a failed attempt, not a dead worker.
-        match std::panic::catch_unwind(AssertUnwindSafe(|| self.train_inner(job, ctx))) {
-            Ok(result) => result,
-            Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "unknown panic".into());
-                // The cached data may be half-built; rebuild it next time.
-                self.cache = None;
-                Err(TrainError::Retryable(format!("training panicked: {msg}")))
-            }
-        }
+        self.guarded(|t| t.train_inner(job, ctx, false)).map(|r| r.outcome)
     }
 }
