@@ -25,7 +25,10 @@ use nasfleet_core::trainer::EpochMetrics;
 
 use super::CnnError;
 
-const FORMAT: u32 = 1;
+/// 2: the flat parameter and momentum buffers pad every variable to 16
+/// values (format 1 had them back to back), so a format-1 checkpoint is
+/// reported and ignored rather than restored into the wrong offsets.
+const FORMAT: u32 = 2;
 const MANIFEST: &str = "cnn-manifest.json";
 const WEIGHTS_PREFIX: &str = "cnn-weights-e";
 
