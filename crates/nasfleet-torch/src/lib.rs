@@ -15,10 +15,13 @@
 //!   policy thread and `build_strategy` (rl, random or evolution).
 //! - [`rnn`]: recurrent-cell children — the cell builder (fused leaf
 //!   projections), the language model, exact checkpoints and [`rnn::LmTrainer`].
+//! - [`framed`]: the byte format of the controller's and the language
+//!   model's checkpoints (JSON header, raw f32 tensors, every length checked).
 
 pub mod cnn;
 pub mod controller;
 pub mod device;
+pub mod framed;
 pub mod rnn;
 
 pub use tch;

@@ -234,20 +234,7 @@ impl Policy {
     }
 }
 
-/// Copies `values` into a variable in place, outside the autograd graph.
-pub(crate) fn copy_into(p: &Tensor, values: &[f32]) {
-    let src = Tensor::from_slice(values).reshape(p.size());
-    tch::no_grad(|| p.shallow_clone().copy_(&src));
-}
-
-/// A tensor's elements as f32, row-major.
-pub(crate) fn to_f32s(t: &Tensor) -> Vec<f32> {
-    let flat = t.detach().to_kind(Kind::Float).contiguous().view(-1);
-    let mut out = vec![0f32; flat.numel()];
-    let n = out.len();
-    flat.copy_data(&mut out, n);
-    out
-}
+pub(crate) use crate::framed::{copy_into, to_f32s};
 
 /// What a walk does at each decision.
 trait Decide {

@@ -336,11 +336,7 @@ impl Controller {
     /// Every tensor of the state: weights, then Adam's m, then v.
     fn blobs(&self) -> Vec<Blob> {
         let params = self.policy.params();
-        let blob = |prefix: &str, name: &str, t: &Tensor| Blob {
-            name: format!("{prefix}/{name}"),
-            shape: t.size(),
-            data: to_f32s(t),
-        };
+        let blob = |prefix: &str, name: &str, t: &Tensor| Blob::of(format!("{prefix}/{name}"), t);
         let mut out: Vec<Blob> = params.iter().map(|(n, p)| blob("param", n, p)).collect();
         out.extend(params.iter().zip(&self.adam.m).map(|((n, _), m)| blob("adam_m", n, m)));
         out.extend(params.iter().zip(&self.adam.v).map(|((n, _), v)| blob("adam_v", n, v)));

@@ -1,13 +1,9 @@
-//! A language-model child's checkpoint file: a JSON header and raw tensors.
-//!
-//! ```text
-//! magic "NFLMCKPT" | u32 LE format | u64 LE header length | header JSON | f32 LE tensors
-//! ```
-//! Raw little-endian f32 (not a libtorch format) round-trips exactly and
-//! cannot change with a torch upgrade; every length is checked before it is
-//! trusted. The header carries the job's identity (a checkpoint of another
-//! job, architecture or recipe is never resumed), the epochs done, the metrics
-//! so far and the RNG; the learning rate follows from the epoch.
+//! A language-model child's checkpoint file: the framed format of
+//! [`crate::framed`] (a JSON header and raw little-endian f32 tensors, every
+//! length checked before it is trusted) under the magic `NFLMCKPT`. The
+//! header carries the job's identity (a checkpoint of another job,
+//! architecture or recipe is never resumed), the epochs done, the metrics so
+//! far and the RNG; the learning rate follows from the epoch.
 //! Files are written to a sibling temporary file and renamed, so a crash
 //! leaves the previous checkpoint intact.
 
@@ -18,8 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use nasfleet_core::trainer::EpochMetrics;
 
-const MAGIC: &[u8; 8] = b"NFLMCKPT";
-const FORMAT: u32 = 1;
+pub use crate::framed::Blob;
+use crate::framed::Frame;
+
+const FRAME: Frame = Frame { magic: b"NFLMCKPT", format: 1, what: "a language-model checkpoint" };
 /// The file name inside a job's checkpoint directory.
 pub const FILE_NAME: &str = "lm.ckpt";
 
@@ -84,84 +82,12 @@ impl From<&MetricBits> for EpochMetrics {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TensorEntry {
-    name: String,
-    shape: Vec<i64>,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Header {
-    state: State,
-    tensors: Vec<TensorEntry>,
-}
-
-/// One tensor as plain data.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Blob {
-    pub name: String,
-    pub shape: Vec<i64>,
-    pub data: Vec<f32>,
-}
-
 pub fn encode(state: &State, blobs: &[Blob]) -> Result<Vec<u8>, String> {
-    let header = Header {
-        state: state.clone(),
-        tensors: blobs.iter().map(|b| TensorEntry { name: b.name.clone(), shape: b.shape.clone() }).collect(),
-    };
-    let json = serde_json::to_vec(&header).map_err(|e| format!("cannot serialise the checkpoint header: {e}"))?;
-    let data_len: usize = blobs.iter().map(|b| b.data.len() * 4).sum();
-    let mut out = Vec::with_capacity(20 + json.len() + data_len);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&FORMAT.to_le_bytes());
-    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
-    out.extend_from_slice(&json);
-    for b in blobs {
-        for x in &b.data {
-            out.extend_from_slice(&x.to_le_bytes());
-        }
-    }
-    Ok(out)
+    FRAME.encode(state, blobs)
 }
 
 pub fn decode(bytes: &[u8]) -> Result<(State, Vec<Blob>), String> {
-    if bytes.len() < 20 || &bytes[..8] != MAGIC {
-        return Err("not a language-model checkpoint (bad magic)".into());
-    }
-    let format = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    if format != FORMAT {
-        return Err(format!("checkpoint format {format} is not the supported format {FORMAT}"));
-    }
-    let mut len8 = [0u8; 8];
-    len8.copy_from_slice(&bytes[12..20]);
-    let header_len = u64::from_le_bytes(len8);
-    let rest = &bytes[20..];
-    if header_len > rest.len() as u64 {
-        return Err(format!("header of {header_len} bytes exceeds the {} bytes left", rest.len()));
-    }
-    let (json, mut data) = rest.split_at(header_len as usize);
-    let header: Header = serde_json::from_slice(json).map_err(|e| format!("invalid checkpoint header: {e}"))?;
-    let mut blobs = Vec::with_capacity(header.tensors.len());
-    for t in header.tensors {
-        let numel = t
-            .shape
-            .iter()
-            .try_fold(1usize, |acc, &d| usize::try_from(d).ok().and_then(|d| acc.checked_mul(d)))
-            .ok_or_else(|| format!("tensor {} has an invalid shape {:?}", t.name, t.shape))?;
-        let want = numel.checked_mul(4).filter(|&n| n <= data.len()).ok_or_else(|| {
-            format!("tensor {} {:?} needs {} bytes but {} are left", t.name, t.shape, numel.saturating_mul(4), data.len())
-        })?;
-        let (mine, tail) = data.split_at(want);
-        data = tail;
-        let values = mine.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        blobs.push(Blob { name: t.name, shape: t.shape, data: values });
-    }
-    if !data.is_empty() {
-        return Err(format!("{} trailing bytes after the last tensor", data.len()));
-    }
-    Ok((header.state, blobs))
+    FRAME.decode(bytes)
 }
 
 /// Writes `bytes` to `dir/FILE_NAME` atomically.

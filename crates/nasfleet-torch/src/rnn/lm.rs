@@ -15,7 +15,7 @@
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Device, Tensor};
 
 use nasfleet_core::space::rnn_cell::CellArch;
 
@@ -280,17 +280,4 @@ impl LanguageModel {
     }
 }
 
-/// Overwrites a variable with `values` (row-major), outside autograd.
-pub(crate) fn copy_into(p: &Tensor, values: &[f32]) {
-    let src = Tensor::from_slice(values).reshape(p.size()).to_device(p.device());
-    tch::no_grad(|| p.shallow_clone().copy_(&src));
-}
-
-/// A tensor's elements as f32, row-major.
-pub(crate) fn to_f32s(t: &Tensor) -> Vec<f32> {
-    let flat = t.detach().to_kind(Kind::Float).to_device(Device::Cpu).contiguous().view(-1);
-    let n = flat.numel();
-    let mut out = vec![0f32; n];
-    flat.copy_data(&mut out, n);
-    out
-}
+pub(crate) use crate::framed::copy_into;

@@ -42,7 +42,7 @@ use nasfleet_data::Corpus;
 use super::cell::CellState;
 use super::checkpoint::{self, Blob, Identity, MetricBits, State};
 use super::data::{batchify, prefix, segments, LmDataset};
-use super::lm::{copy_into, to_f32s, Dropouts, LanguageModel, LmInit, LmShape};
+use super::lm::{copy_into, Dropouts, LanguageModel, LmInit, LmShape};
 use super::sgd::{Adam, Sgd};
 
 /// How often (in batches) the running training loss is read back to check
@@ -451,10 +451,7 @@ fn state_tensors<'a>(model: &'a LanguageModel, optim: &'a Optim) -> Vec<(String,
 }
 
 fn save(dir: &Path, state: &State, model: &LanguageModel, optim: &Optim) -> Result<(), TrainError> {
-    let blobs: Vec<Blob> = state_tensors(model, optim)
-        .into_iter()
-        .map(|(name, t)| Blob { name, shape: t.size(), data: to_f32s(t) })
-        .collect();
+    let blobs: Vec<Blob> = state_tensors(model, optim).into_iter().map(|(name, t)| Blob::of(name, &t)).collect();
     let bytes = checkpoint::encode(state, &blobs).map_err(permanent)?;
     checkpoint::write(dir, &bytes)
         .map_err(|e| TrainError::Retryable(format!("cannot write the checkpoint in {}: {e}", dir.display())))
