@@ -50,6 +50,15 @@ pub struct EpochMetrics {
     pub seconds: f64,
 }
 
+impl EpochMetrics {
+    /// One human-readable line: `epoch   3  loss 0.4123 valid_acc 0.8530  (0.5s)`.
+    pub fn line(&self) -> String {
+        let acc = self.valid_accuracy.map(|a| format!(" valid_acc {a:.4}")).unwrap_or_default();
+        let ppl = self.valid_perplexity.map(|p| format!(" valid_ppl {p:.2}")).unwrap_or_default();
+        format!("epoch {:>3}  loss {:.4}{acc}{ppl}  ({:.1}s)", self.epoch, self.train_loss, self.seconds)
+    }
+}
+
 /// What a worker posts for a finished child.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobResult {
@@ -130,9 +139,7 @@ pub struct BasicContext {
 impl TrainContext for BasicContext {
     fn progress(&mut self, m: &EpochMetrics) {
         if self.verbose {
-            let acc = m.valid_accuracy.map(|a| format!(" valid_acc {a:.4}")).unwrap_or_default();
-            let ppl = m.valid_perplexity.map(|p| format!(" valid_ppl {p:.2}")).unwrap_or_default();
-            eprintln!("epoch {:>3}  loss {:.4}{acc}{ppl}  ({:.1}s)", m.epoch, m.train_loss, m.seconds);
+            eprintln!("{}", m.line());
         }
         self.history.push(m.clone());
     }

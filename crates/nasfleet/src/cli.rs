@@ -311,7 +311,11 @@ pub struct LocalArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  nasfleet train --arch runs/<run>/best.json --config config/fashion-mnist-demo.toml --epochs 10\n  nasfleet train --arch cell.json --config config/austen-char.toml   # bits per character\n\nThe [train] section of the config is the recipe; progress is one line per epoch on stderr.")]
+#[command(after_help = "Examples:\n  nasfleet train --arch runs/<run>/best.json --config config/fashion-mnist-demo.toml --epochs 20 \\\n    --checkpoint-dir runs/<run>/final\n  nasfleet train --arch cell.json --config config/austen-char.toml   # bits per character\n\n\
+    The [train] section of the config is the recipe. Progress is one line per epoch on stderr (and a bar on a \
+    terminal); the report gives the validation accuracy and the accuracy on the dataset's untouched test set, \
+    parameters and FLOPs (language-model cells: validation and test perplexity, bits per character). Ctrl-C \
+    stops at the next step; with --checkpoint-dir the same command resumes after the last finished epoch.")]
 pub struct TrainArgs {
     /// Architecture JSON (as written by `space sample`, or a run's best.json).
     #[arg(long)]

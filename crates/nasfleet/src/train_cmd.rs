@@ -1,8 +1,13 @@
 //! `nasfleet train`: one architecture, trained end to end with the config's
 //! recipe, outside any fleet (the paper's final training of the best child).
 
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
 use anyhow::{bail, Context, Result};
-use nasfleet_core::trainer::{BasicContext, TrainError, TrainJob};
+use nasfleet_core::trainer::{EpochMetrics, TrainContext, TrainError, TrainJob};
+use nasfleet_fleet::{on_signals, Shutdown};
 use nasfleet_core::{Architecture, ExperimentConfig};
 use nasfleet_torch::cnn::CnnTrainer;
 use nasfleet_torch::device::DeviceSpec;
@@ -24,7 +29,19 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .with_context(|| format!("{} is not a valid architecture", args.arch.display()))?;
     let device = args.device.parse::<DeviceSpec>().and_then(DeviceSpec::resolve).map_err(anyhow::Error::msg)?;
     let data_dir = args.data_dir.clone().unwrap_or_else(nasfleet_data::default_cache_dir);
-    let mut ctx = BasicContext { checkpoint_dir: args.checkpoint_dir.clone(), verbose: true, ..Default::default() };
+    // Ctrl-C / SIGTERM stop the training at the next step (after the last
+    // epoch's checkpoint, with --checkpoint-dir): a runtime thread watches
+    // the signals while this thread trains.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the signal watcher")?;
+    let stop = {
+        let _in_runtime = rt.enter();
+        on_signals().context("installing signal handlers")?
+    };
+    let mut ctx = Progress::new(cfg.train.epochs, args.checkpoint_dir.clone(), stop);
     eprintln!(
         "training {} on {} for {} epochs ({:?})",
         args.arch.display(),
@@ -32,7 +49,19 @@ pub fn run(args: TrainArgs) -> Result<()> {
         cfg.train.epochs,
         device
     );
-    let failed = |e: TrainError| anyhow::anyhow!("training failed: {e}");
+    let total = cfg.train.epochs;
+    let failed = |e: TrainError| match e {
+        TrainError::Preempted { epochs_done } => match &args.checkpoint_dir {
+            Some(dir) => anyhow::anyhow!(
+                "stopped after {epochs_done} of {total} epochs; the checkpoint in {} resumes from there: run the same command again",
+                dir.display()
+            ),
+            None => anyhow::anyhow!(
+                "stopped after {epochs_done} of {total} epochs; nothing was kept (--checkpoint-dir DIR keeps every epoch and resumes)"
+            ),
+        },
+        e => anyhow::anyhow!("training failed: {e}"),
+    };
     let report = match &arch {
         Architecture::Cnn(_) => {
             let job = job(&arch, &cfg, args.seed);
@@ -74,6 +103,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
             "NAS-Bench-201 cells are looked up in a table, not trained: use `nasfleet local --config config/nb201.toml` or `nasfleet bench search`"
         ),
     };
+    ctx.finish();
+    rt.shutdown_timeout(Duration::from_millis(100));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -126,3 +157,140 @@ fn print_report(r: &serde_json::Value) {
     }
 }
 
+
+/// The training's progress on stderr, and its stop switch. Every epoch is a
+/// plain line (what a log file or a pipe gets); on a terminal a bar below
+/// them is redrawn in place: epochs done, the best validation figure so
+/// far, seconds per epoch and the time left.
+struct Progress {
+    tty: bool,
+    total: usize,
+    checkpoint_dir: Option<PathBuf>,
+    stop: Shutdown,
+    /// Best validation accuracy (max) or perplexity (min) so far.
+    best: Option<(&'static str, f64)>,
+    /// Seconds of the epochs trained by this process (not restored ones).
+    seconds: Vec<f64>,
+    bar_shown: bool,
+}
+
+impl Progress {
+    fn new(total: usize, checkpoint_dir: Option<PathBuf>, stop: Shutdown) -> Progress {
+        Progress {
+            tty: std::io::stderr().is_terminal(),
+            total,
+            checkpoint_dir,
+            stop,
+            best: None,
+            seconds: Vec::new(),
+            bar_shown: false,
+        }
+    }
+
+    /// Ends the bar's line so that what follows starts on its own.
+    fn finish(&mut self) {
+        if self.bar_shown {
+            eprintln!();
+            self.bar_shown = false;
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        // An error ends the run too: its message must not land on the bar.
+        self.finish();
+    }
+}
+
+impl TrainContext for Progress {
+    fn progress(&mut self, m: &EpochMetrics) {
+        self.best = match (m.valid_accuracy, m.valid_perplexity, self.best) {
+            (Some(a), _, Some((k, b))) if k == "valid_acc" => Some((k, b.max(a))),
+            (Some(a), _, _) => Some(("valid_acc", a)),
+            (None, Some(p), Some((k, b))) if k == "valid_ppl" => Some((k, b.min(p))),
+            (None, Some(p), _) => Some(("valid_ppl", p)),
+            (None, None, b) => b,
+        };
+        self.seconds.push(m.seconds);
+        if self.tty {
+            // Clear the bar, print the epoch's line in its place, redraw the bar.
+            eprint!("\r\x1b[2K{}\n{}", m.line(), bar(m.epoch, self.total, self.best, &self.seconds));
+            self.bar_shown = true;
+        } else {
+            eprintln!("{}", m.line());
+        }
+    }
+
+    fn should_stop(&self) -> bool {
+        self.stop.is_requested()
+    }
+
+    fn checkpoint_dir(&self) -> Option<&Path> {
+        self.checkpoint_dir.as_deref()
+    }
+}
+
+/// `[########------------]  8/20 epochs | best valid_acc 0.8720 | 0.5 s/epoch | 6 s left`
+fn bar(done: usize, total: usize, best: Option<(&str, f64)>, seconds: &[f64]) -> String {
+    const WIDTH: usize = 20;
+    let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH).min(WIDTH);
+    let mut line = format!("[{}{}] {done:>w$}/{total} epochs", "#".repeat(filled), "-".repeat(WIDTH - filled), w = total.to_string().len());
+    match best {
+        Some((k, v)) if k == "valid_ppl" => line += &format!(" | best {k} {v:.2}"),
+        Some((k, v)) => line += &format!(" | best {k} {v:.4}"),
+        None => {}
+    }
+    if !seconds.is_empty() {
+        let per = seconds.iter().sum::<f64>() / seconds.len() as f64;
+        let left = per * total.saturating_sub(done) as f64;
+        line += &format!(" | {per:.1} s/epoch | {} left", human_seconds(left));
+    }
+    line
+}
+
+fn human_seconds(s: f64) -> String {
+    let s = s.round() as u64;
+    match s {
+        0..=99 => format!("{s} s"),
+        100..=5999 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bar_shows_epochs_best_rate_and_time_left() {
+        assert_eq!(
+            bar(8, 20, Some(("valid_acc", 0.872)), &[0.5, 0.5]),
+            "[########------------]  8/20 epochs | best valid_acc 0.8720 | 0.5 s/epoch | 6 s left"
+        );
+        assert_eq!(
+            bar(3, 3, Some(("valid_ppl", 85.123)), &[700.0]),
+            "[####################] 3/3 epochs | best valid_ppl 85.12 | 700.0 s/epoch | 0 s left"
+        );
+        // A resumed run with nothing trained yet in this process.
+        assert_eq!(bar(0, 4, None, &[]), "[--------------------] 0/4 epochs");
+        assert_eq!(human_seconds(4000.0), "66m40s");
+        assert_eq!(human_seconds(90_000.0), "25h00m");
+    }
+
+    #[test]
+    fn the_best_figure_follows_its_direction() {
+        let mut p = Progress::new(3, None, Shutdown::never());
+        p.tty = false;
+        for (acc, ppl) in [(Some(0.5), None), (Some(0.4), None)] {
+            p.progress(&EpochMetrics { valid_accuracy: acc, valid_perplexity: ppl, ..Default::default() });
+        }
+        assert_eq!(p.best, Some(("valid_acc", 0.5)));
+        let mut p = Progress::new(3, None, Shutdown::never());
+        p.tty = false;
+        for ppl in [120.0, 90.0, 95.0] {
+            p.progress(&EpochMetrics { valid_perplexity: Some(ppl), ..Default::default() });
+        }
+        assert_eq!(p.best, Some(("valid_ppl", 90.0)));
+    }
+}

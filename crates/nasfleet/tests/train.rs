@@ -59,3 +59,55 @@ fn refusals_are_clear() {
     let (ok, _, err) = nasfleet(&["train", "--arch", &bad, "--config", &config("fashion-mnist-demo.toml"), "--device", "tpu"]);
     assert!(!ok && (err.contains("0 layers") || err.contains("unknown device")), "{err}");
 }
+
+#[test]
+fn ctrl_c_stops_at_the_next_step_and_the_same_command_resumes() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let arch = tmp(
+        "resume.json",
+        r#"{"version":1,"space":"cnn","layers":[
+            {"filter_height":3,"filter_width":3,"stride_height":2,"stride_width":2,"filters":24,"inputs":[]}]}"#,
+    );
+    let dir = std::env::temp_dir().join(format!("nasfleet-train-ckpt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir_s = dir.display().to_string();
+    let cfg = config("fashion-mnist-demo.toml");
+    let args = ["train", "--arch", &arch, "--config", &cfg, "--epochs", "20", "--device", "cpu", "--checkpoint-dir", &dir_s];
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nasfleet")).args(args).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    // Interrupt once the first epoch (and its checkpoint) is done.
+    loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "exited before its first epoch: {seen}");
+        seen.push_str(&line);
+        if line.starts_with("epoch   1 ") {
+            break;
+        }
+    }
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    seen.push_str(&rest);
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "an interrupted training is not a success: {seen}");
+    assert!(seen.contains("stopped after") && seen.contains("run the same command again"), "{seen}");
+    assert!(!seen.contains("epoch  20 "), "stopped at the next step, not at the end: {seen}");
+
+    // The same command (plus --json) resumes after the last finished epoch.
+    let mut again: Vec<&str> = args.to_vec();
+    again.push("--json");
+    let (ok, out, err) = nasfleet(&again);
+    assert!(ok, "{err}");
+    assert!(!err.contains("epoch   1 "), "epoch 1 came from the checkpoint, not trained again: {err}");
+    assert!(err.contains("epoch  20 "), "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let epochs: Vec<u64> = r["epochs"].as_array().unwrap().iter().map(|m| m["epoch"].as_u64().unwrap()).collect();
+    assert_eq!(epochs, (1..=20).collect::<Vec<u64>>(), "the report holds every epoch, restored ones included");
+    assert!(r["test_accuracy"].as_f64().unwrap() > 0.5);
+    let _ = std::fs::remove_dir_all(&dir);
+}
