@@ -11,7 +11,7 @@ use nasfleet_core::trainer::{EpochMetrics, TrainContext, TrainError, TrainJob, T
 use nasfleet_core::{ArchLimits, Architecture};
 use nasfleet_data::ImageSet;
 use nasfleet_torch::cnn::CnnTrainer;
-use nasfleet_torch::tch::Device;
+use nasfleet_torch::tch::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -206,6 +206,32 @@ fn an_unreadable_checkpoint_is_reported_and_training_starts_over() {
     // The broken manifest was replaced by a good one.
     let again = trainer().train(&job(recipe(2)), &mut Ctx::new(Some(dir.path()))).unwrap();
     assert_eq!((again.note, losses(&again.metrics)), (None, losses(&clean.metrics)));
+}
+
+#[test]
+fn a_checkpoint_that_does_not_fit_is_ignored_without_touching_the_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Ctx::new(Some(dir.path()));
+    first.stop_after_epochs = Some(1);
+    let _ = trainer().train(&job(recipe(2)), &mut first).unwrap_err();
+    // Drop the last batch-norm statistic from the weights file: the flat
+    // parameters and momentum still fit, and would be restored first by a
+    // loader that did not check everything before writing.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("cnn-manifest.json")).unwrap()).unwrap();
+    let weights = dir.path().join(manifest["weights"].as_str().unwrap());
+    let mut tensors = Tensor::read_safetensors(&weights).unwrap();
+    let dropped = tensors.iter().rposition(|(n, _)| n.starts_with("buffer/")).unwrap();
+    let (name, _) = tensors.remove(dropped);
+    Tensor::write_safetensors(&tensors, &weights).unwrap();
+
+    let clean = trainer().train(&job(recipe(2)), &mut Ctx::new(None)).unwrap();
+    let mut ctx = Ctx::new(Some(dir.path()));
+    let out = trainer().train(&job(recipe(2)), &mut ctx).unwrap();
+    let note = out.note.unwrap();
+    assert!(note.starts_with("checkpoint ignored, trained from the start:") && note.contains(&name), "{note}");
+    assert_eq!(ctx.history.len(), 2, "both epochs trained");
+    assert_eq!(losses(&out.metrics), losses(&clean.metrics), "the fresh network was not partly overwritten");
 }
 
 #[test]

@@ -106,7 +106,8 @@ impl FlatSgd {
 
     /// Overwrites parameters and momentum (checkpoint restore).
     pub fn load(&mut self, params: &Tensor, momentum: &Tensor) -> Result<(), CnnError> {
-        for (name, src, dst) in [("params", params, &mut self.params), ("momentum", momentum, &mut self.momentum)] {
+        // Both checked before either is written.
+        for (name, src, dst) in [("params", params, &self.params), ("momentum", momentum, &self.momentum)] {
             if src.size() != dst.size() {
                 return Err(CnnError::Invalid(format!(
                     "checkpoint {name} has shape {:?}, this network needs {:?}",
@@ -114,9 +115,12 @@ impl FlatSgd {
                     dst.size()
                 )));
             }
-            tch::no_grad(|| dst.f_copy_(src))?;
         }
-        Ok(())
+        tch::no_grad(|| -> Result<(), CnnError> {
+            self.params.f_copy_(params)?;
+            self.momentum.f_copy_(momentum)?;
+            Ok(())
+        })
     }
 
     /// Back-propagates `loss` into the variables and applies one update.

@@ -452,11 +452,15 @@ impl CnnTrainer {
         let mut notes: Vec<String> = Vec::new();
         if let Some(dir) = ctx.checkpoint_dir() {
             match checkpoint::load(dir) {
-                Ok(Some(l)) if l.manifest.child == identity => {
-                    restore(&vs, &mut sgd, &l.tensors).map_err(retryable)?;
-                    rng = l.manifest.rng;
-                    metrics = l.manifest.metrics;
-                }
+                Ok(Some(l)) if l.manifest.child == identity => match restore(&vs, &mut sgd, &l.tensors) {
+                    Ok(()) => {
+                        rng = l.manifest.rng;
+                        metrics = l.manifest.metrics;
+                    }
+                    // Nothing was written: the fresh network trains from the start.
+                    Err(e @ CnnError::Invalid(_)) => notes.push(format!("checkpoint ignored, trained from the start: {e}")),
+                    Err(e) => return Err(retryable(e)),
+                },
                 // Another child's checkpoint (a reused directory): ours replaces it.
                 Ok(_) => {}
                 Err(e) => notes.push(format!("checkpoint ignored, trained from the start: {e}")),
@@ -594,6 +598,9 @@ fn state_tensors(vs: &nn::VarStore, sgd: &FlatSgd) -> Vec<(String, Tensor)> {
     out
 }
 
+/// Loads a checkpoint's tensors into the network and the optimiser. Every
+/// tensor is found and its shape checked before anything is written, so a
+/// checkpoint that does not fit leaves the fresh network untouched.
 fn restore(vs: &nn::VarStore, sgd: &mut FlatSgd, tensors: &[(String, Tensor)]) -> Result<(), CnnError> {
     let find = |name: &str| {
         tensors
@@ -605,8 +612,8 @@ fn restore(vs: &nn::VarStore, sgd: &mut FlatSgd, tensors: &[(String, Tensor)]) -
     let device = sgd.params().device();
     let params = find("params")?.f_to_device(device)?;
     let momentum = find("momentum")?.f_to_device(device)?;
-    sgd.load(&params, &momentum)?;
-    for (name, mut var) in vs.variables().into_iter().filter(|(_, t)| !t.requires_grad()) {
+    let mut buffers = Vec::new();
+    for (name, var) in vs.variables().into_iter().filter(|(_, t)| !t.requires_grad()) {
         let src = find(&format!("buffer/{name}"))?;
         if src.size() != var.size() {
             return Err(CnnError::Invalid(format!(
@@ -615,6 +622,10 @@ fn restore(vs: &nn::VarStore, sgd: &mut FlatSgd, tensors: &[(String, Tensor)]) -
                 var.size()
             )));
         }
+        buffers.push((var, src));
+    }
+    sgd.load(&params, &momentum)?;
+    for (mut var, src) in buffers {
         tch::no_grad(|| var.f_copy_(src))?;
     }
     Ok(())
