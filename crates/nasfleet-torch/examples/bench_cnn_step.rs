@@ -40,16 +40,9 @@ use rand_chacha::ChaCha8Rng;
 
 type Res<T> = Result<T, String>;
 
-fn arg<'a>(args: &'a [String], key: &str) -> Option<&'a str> {
-    args.iter().position(|a| a == key).and_then(|i| args.get(i + 1)).map(String::as_str)
-}
+mod common;
 
-fn num<T: std::str::FromStr>(args: &[String], key: &str, default: T) -> Res<T> {
-    match arg(args, key) {
-        None => Ok(default),
-        Some(v) => v.parse().map_err(|_| format!("{key} {v:?} is not a number")),
-    }
-}
+use common::{arg, num};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -15,29 +15,20 @@
 //! on the CPU (default 1, see `CnnTrainer::with_cpu_threads`). One JSON line
 //! per child, then a summary line, on stdout.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use nasfleet_core::trainer::{BasicContext, TrainJob, Trainer};
-use nasfleet_core::{ArchLimits, Architecture, ExperimentConfig};
+use nasfleet_core::{ArchLimits, Architecture};
 use nasfleet_torch::cnn::CnnTrainer;
-use nasfleet_torch::device::DeviceSpec;
 use nasfleet_torch::tch;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-fn arg<'a>(args: &'a [String], key: &str) -> Option<&'a str> {
-    args.iter().position(|a| a == key).and_then(|i| args.get(i + 1)).map(String::as_str)
-}
+mod common;
 
-fn num<T: std::str::FromStr>(args: &[String], key: &str, default: T) -> Result<T, String> {
-    match arg(args, key) {
-        None => Ok(default),
-        Some(v) => v.parse().map_err(|_| format!("{key} {v:?} is not a number")),
-    }
-}
+use common::{arg, num, ChildrenArgs};
 
 fn main() {
     if let Err(e) = run() {
@@ -48,20 +39,11 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let config = arg(&args, "--config").ok_or("--config FILE is required")?;
-    let mut cfg = ExperimentConfig::load(std::path::Path::new(config)).map_err(|e| e.to_string())?;
-    let workers: usize = num(&args, "--workers", 1)?;
-    let threads: i32 = num(&args, "--threads", 1)?;
-    let seed: u64 = num(&args, "--seed", cfg.search.seed)?;
-    let device = arg(&args, "--device").unwrap_or("cpu").parse::<DeviceSpec>()?.resolve()?;
-    let data_dir = arg(&args, "--data-dir").map(PathBuf::from).unwrap_or_else(nasfleet_data::default_cache_dir);
+    let ChildrenArgs { mut cfg, workers, threads, seed, device, data_dir } = ChildrenArgs::parse(&args)?;
     if args.iter().any(|a| a == "--mixed") {
         cfg.train.image.mixed_precision = true;
     }
-    if let Some(e) = arg(&args, "--epochs") {
-        cfg.train.epochs = e.parse().map_err(|_| format!("--epochs {e:?} is not a number"))?;
-    }
-    tch::set_num_threads(threads);
+    tch::set_num_threads(i32::try_from(threads).map_err(|_| format!("--threads {threads} is too large"))?);
     tch::set_num_interop_threads(1);
 
     let archs: Vec<Architecture> = match arg(&args, "--panel") {
@@ -98,7 +80,7 @@ fn run() -> Result<(), String> {
             std::thread::Builder::new()
                 .name(format!("cnn-worker-{w}"))
                 .spawn(move || {
-                    let mut trainer = CnnTrainer::new(data_dir, device).with_cpu_threads(threads as usize);
+                    let mut trainer = CnnTrainer::new(data_dir, device).with_cpu_threads(threads);
                     loop {
                         let i = next.fetch_add(1, Ordering::SeqCst);
                         let Some(arch) = archs.get(i) else { break };

@@ -13,28 +13,19 @@
 //! do. One JSON line per child, then a summary line, on stdout; per-epoch
 //! progress on stderr.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use nasfleet_core::trainer::{BasicContext, TrainJob};
-use nasfleet_core::{ArchLimits, Architecture, ExperimentConfig};
-use nasfleet_torch::device::DeviceSpec;
+use nasfleet_core::{ArchLimits, Architecture};
 use nasfleet_torch::rnn::{LmDataset, LmTrainer};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-fn arg<'a>(args: &'a [String], key: &str) -> Option<&'a str> {
-    args.iter().position(|a| a == key).and_then(|i| args.get(i + 1)).map(String::as_str)
-}
+mod common;
 
-fn num<T: std::str::FromStr>(args: &[String], key: &str, default: T) -> Result<T, String> {
-    match arg(args, key) {
-        None => Ok(default),
-        Some(v) => v.parse().map_err(|_| format!("{key} {v:?} is not a number")),
-    }
-}
+use common::{arg, num, ChildrenArgs};
 
 fn main() {
     if let Err(e) = run() {
@@ -45,16 +36,7 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let config = arg(&args, "--config").ok_or("--config FILE is required")?;
-    let mut cfg = ExperimentConfig::load(std::path::Path::new(config)).map_err(|e| e.to_string())?;
-    let workers: usize = num(&args, "--workers", 1)?;
-    let threads: usize = num(&args, "--threads", 1)?;
-    let seed: u64 = num(&args, "--seed", cfg.search.seed)?;
-    let device = arg(&args, "--device").unwrap_or("cpu").parse::<DeviceSpec>()?.resolve()?;
-    let data_dir = arg(&args, "--data-dir").map(PathBuf::from).unwrap_or_else(nasfleet_data::default_cache_dir);
-    if let Some(e) = arg(&args, "--epochs") {
-        cfg.train.epochs = e.parse().map_err(|_| format!("--epochs {e:?} is not a number"))?;
-    }
+    let ChildrenArgs { cfg, workers, threads, seed, device, data_dir } = ChildrenArgs::parse(&args)?;
     let archs: Vec<Architecture> = match arg(&args, "--cell") {
         Some(p) => {
             let bytes = std::fs::read(p).map_err(|e| format!("{p}: {e}"))?;
