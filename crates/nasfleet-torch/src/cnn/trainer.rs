@@ -331,26 +331,24 @@ impl CnnTrainer {
                 permanent(format!("dataset {:?} was registered without a test set (CnnTrainer::with_test_set)", cfg.dataset))
             });
         }
+        // The training set's loader fetches and verifies the dataset where
+        // it can, and keeps the training images for the training that follows.
+        self.load_train_set(cfg)?;
         let data_err = |e: DataError| retryable(format!("test set of {}: {e}", cfg.dataset));
         let set = match cfg.dataset.as_str() {
-            "fashion-mnist" => {
-                let dir = self.dataset_dir(cfg, "fashion-mnist");
-                nasfleet_data::fetch_fashion_mnist(&dir).map_err(data_err)?;
-                nasfleet_data::load_fashion_mnist(&dir).map_err(data_err)?.test
-            }
-            "mnist" => {
-                let dir = self.dataset_dir(cfg, "mnist");
+            "fashion-mnist" | "mnist" => {
+                let dir = self.dataset_dir(cfg, &cfg.dataset);
                 nasfleet_data::load_idx_pair(
                     &idx_file(&dir, "t10k-images-idx3-ubyte"),
                     &idx_file(&dir, "t10k-labels-idx1-ubyte"),
                     10,
                 )
-                .map_err(data_err)?
             }
-            "cifar10" => nasfleet_data::load_cifar10(&self.dataset_dir(cfg, "cifar-10-batches-bin")).map_err(data_err)?.test,
-            other => return Err(permanent(format!("unknown dataset {other:?} for a CNN child"))),
+            _ => nasfleet_data::load_cifar10_batch(
+                &self.dataset_dir(cfg, "cifar-10-batches-bin").join(nasfleet_data::cifar::TEST_FILE),
+            ),
         };
-        Ok(Arc::new(set))
+        Ok(Arc::new(set.map_err(data_err)?))
     }
 
     /// Trains `job` as [`Trainer::train`] does, then scores the final
