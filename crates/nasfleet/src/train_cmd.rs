@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use nasfleet_core::trainer::{EpochMetrics, TrainContext, TrainError, TrainJob};
-use nasfleet_fleet::{on_signals, Shutdown};
 use nasfleet_core::{Architecture, ExperimentConfig};
+use nasfleet_fleet::{on_signals, Shutdown};
 use nasfleet_torch::cnn::CnnTrainer;
 use nasfleet_torch::device::DeviceSpec;
 use nasfleet_torch::rnn::LmTrainer;
@@ -156,7 +156,6 @@ fn print_report(r: &serde_json::Value) {
         println!("{line}");
     }
 }
-
 
 /// The training's progress on stderr, and its stop switch. Every epoch is a
 /// plain line (what a log file or a pipe gets); on a terminal a bar below
