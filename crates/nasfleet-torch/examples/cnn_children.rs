@@ -15,11 +15,8 @@
 //! on the CPU (default 1, see `CnnTrainer::with_cpu_threads`). One JSON line
 //! per child, then a summary line, on stdout.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
-use nasfleet_core::trainer::{BasicContext, TrainJob, Trainer};
+use nasfleet_core::trainer::{BasicContext, Trainer};
 use nasfleet_core::{ArchLimits, Architecture};
 use nasfleet_torch::cnn::CnnTrainer;
 use nasfleet_torch::tch;
@@ -28,7 +25,7 @@ use rand_chacha::ChaCha8Rng;
 
 mod common;
 
-use common::{arg, num, ChildrenArgs};
+use common::{arg, num, train_children, ChildrenArgs};
 
 fn main() {
     if let Err(e) = run() {
@@ -70,62 +67,27 @@ fn run() -> Result<(), String> {
         }
     };
 
-    let next = Arc::new(AtomicUsize::new(0));
-    let results = Arc::new(Mutex::new(Vec::new()));
-    let started = Instant::now();
-    let handles: Vec<_> = (0..workers)
-        .map(|w| {
-            let (next, results, archs, cfg, data_dir) =
-                (next.clone(), results.clone(), archs.clone(), cfg.clone(), data_dir.clone());
-            std::thread::Builder::new()
-                .name(format!("cnn-worker-{w}"))
-                .spawn(move || {
-                    let mut trainer = CnnTrainer::new(data_dir, device).with_cpu_threads(threads);
-                    loop {
-                        let i = next.fetch_add(1, Ordering::SeqCst);
-                        let Some(arch) = archs.get(i) else { break };
-                        let job = TrainJob {
-                            job_id: format!("child-{i}"),
-                            arch: arch.clone(),
-                            train: cfg.train.clone(),
-                            reward: cfg.reward.clone(),
-                            seed: seed.wrapping_add(i as u64),
-                        };
-                        let t0 = Instant::now();
-                        let cost = match arch {
-                            Architecture::Cnn(a) => trainer.child_cost(a, &cfg.train).ok(),
-                            _ => None,
-                        };
-                        let mut ctx = BasicContext::default();
-                        let out = trainer.train(&job, &mut ctx);
-                        let secs = t0.elapsed().as_secs_f64();
-                        let line = match &out {
-                            Ok(o) => serde_json::json!({
-                                "child": i, "worker": w, "seconds": secs,
-                                "layers": match arch { Architecture::Cnn(a) => a.layers.len(), _ => 0 },
-                                "params": cost.map(|c| c.params), "flops": cost.map(|c| c.flops),
-                                "reward": o.reward,
-                                "best_valid_accuracy": o.metrics.iter().filter_map(|m| m.valid_accuracy).fold(0.0, f64::max),
-                                "epoch_seconds": o.metrics.iter().map(|m| m.seconds).collect::<Vec<_>>(),
-                                "valid_accuracy": o.metrics.iter().map(|m| m.valid_accuracy).collect::<Vec<_>>(),
-                                "note": o.note,
-                            }),
-                            Err(e) => serde_json::json!({"child": i, "worker": w, "seconds": secs, "error": e.to_string()}),
-                        };
-                        println!("{line}");
-                        if let Ok(mut r) = results.lock() {
-                            r.push(line);
-                        }
-                    }
-                })
-                .map_err(|e| e.to_string())
-        })
-        .collect::<Result<_, _>>()?;
-    for h in handles {
-        h.join().map_err(|_| "a worker thread panicked".to_string())?;
-    }
-    let total = started.elapsed().as_secs_f64();
-    let results = results.lock().map_err(|_| "results lock poisoned")?.clone();
+    let (results, total) = train_children(
+        &archs,
+        &cfg,
+        seed,
+        workers,
+        || CnnTrainer::new(&data_dir, device).with_cpu_threads(threads),
+        |trainer, job| {
+            let Architecture::Cnn(arch) = &job.arch else { return Err("not a CNN architecture".into()) };
+            let cost = trainer.child_cost(arch, &job.train).ok();
+            let o = trainer.train(job, &mut BasicContext::default()).map_err(|e| e.to_string())?;
+            Ok(serde_json::json!({
+                "layers": arch.layers.len(),
+                "params": cost.map(|c| c.params), "flops": cost.map(|c| c.flops),
+                "reward": o.reward,
+                "best_valid_accuracy": o.metrics.iter().filter_map(|m| m.valid_accuracy).fold(0.0, f64::max),
+                "epoch_seconds": o.metrics.iter().map(|m| m.seconds).collect::<Vec<_>>(),
+                "valid_accuracy": o.metrics.iter().map(|m| m.valid_accuracy).collect::<Vec<_>>(),
+                "note": o.note,
+            }))
+        },
+    )?;
     let best = results.iter().filter_map(|r| r["best_valid_accuracy"].as_f64()).fold(0.0, f64::max);
     let mut secs: Vec<f64> = results.iter().filter_map(|r| r["seconds"].as_f64()).collect();
     secs.sort_by(f64::total_cmp);

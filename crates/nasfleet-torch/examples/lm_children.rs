@@ -13,11 +13,7 @@
 //! do. One JSON line per child, then a summary line, on stdout; per-epoch
 //! progress on stderr.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
-
-use nasfleet_core::trainer::{BasicContext, TrainJob};
+use nasfleet_core::trainer::BasicContext;
 use nasfleet_core::{ArchLimits, Architecture};
 use nasfleet_torch::rnn::{LmDataset, LmTrainer};
 use rand::SeedableRng;
@@ -25,7 +21,7 @@ use rand_chacha::ChaCha8Rng;
 
 mod common;
 
-use common::{arg, num, ChildrenArgs};
+use common::{arg, num, train_children, ChildrenArgs};
 
 fn main() {
     if let Err(e) = run() {
@@ -54,59 +50,30 @@ fn run() -> Result<(), String> {
     let dataset = LmDataset::resolve(&cfg.train.dataset, cfg.train.lm.char_level)?;
     let corpus = LmTrainer::new(&data_dir, device).corpus(dataset).map_err(|e| e.to_string())?;
 
-    let next = Arc::new(AtomicUsize::new(0));
-    let results = Arc::new(Mutex::new(Vec::new()));
-    let started = Instant::now();
-    let handles: Vec<_> = (0..workers)
-        .map(|w| {
-            let (next, results, archs, cfg, data_dir, corpus) =
-                (next.clone(), results.clone(), archs.clone(), cfg.clone(), data_dir.clone(), corpus.clone());
-            std::thread::Builder::new()
-                .name(format!("lm-worker-{w}"))
-                .spawn(move || {
-                    let mut trainer = LmTrainer::new(data_dir, device).with_cpu_threads(threads);
-                    trainer.insert_corpus(dataset, (*corpus).clone());
-                    loop {
-                        let i = next.fetch_add(1, Ordering::SeqCst);
-                        let Some(arch) = archs.get(i) else { break };
-                        let job = TrainJob {
-                            job_id: format!("child-{i}"),
-                            arch: arch.clone(),
-                            train: cfg.train.clone(),
-                            reward: cfg.reward.clone(),
-                            seed: seed.wrapping_add(i as u64),
-                        };
-                        let t0 = Instant::now();
-                        let mut ctx = BasicContext { verbose: true, ..Default::default() };
-                        let out = trainer.train_lm(&job, &mut ctx);
-                        let secs = t0.elapsed().as_secs_f64();
-                        let line = match &out {
-                            Ok(r) => serde_json::json!({
-                                "child": i, "worker": w, "seconds": secs, "params": r.params, "hidden": r.hidden,
-                                "reward": r.outcome.reward,
-                                "best_valid_perplexity": r.best_valid_perplexity,
-                                "valid_bits_per_char": r.valid_bits_per_char(),
-                                "test_perplexity": r.test_perplexity,
-                                "valid_perplexity": r.outcome.metrics.iter().map(|m| m.valid_perplexity).collect::<Vec<_>>(),
-                                "epoch_seconds": r.outcome.metrics.iter().map(|m| m.seconds).collect::<Vec<_>>(),
-                                "note": r.outcome.note,
-                            }),
-                            Err(e) => serde_json::json!({"child": i, "worker": w, "seconds": secs, "error": e.to_string()}),
-                        };
-                        println!("{line}");
-                        if let Ok(mut r) = results.lock() {
-                            r.push(line);
-                        }
-                    }
-                })
-                .map_err(|e| e.to_string())
-        })
-        .collect::<Result<_, _>>()?;
-    for h in handles {
-        h.join().map_err(|_| "a worker thread panicked".to_string())?;
-    }
-    let total = started.elapsed().as_secs_f64();
-    let results = results.lock().map_err(|_| "results lock poisoned")?.clone();
+    let (results, total) = train_children(
+        &archs,
+        &cfg,
+        seed,
+        workers,
+        || {
+            let mut trainer = LmTrainer::new(&data_dir, device).with_cpu_threads(threads);
+            trainer.insert_corpus(dataset, (*corpus).clone());
+            trainer
+        },
+        |trainer, job| {
+            let r = trainer.train_lm(job, &mut BasicContext { verbose: true, ..Default::default() }).map_err(|e| e.to_string())?;
+            Ok(serde_json::json!({
+                "params": r.params, "hidden": r.hidden,
+                "reward": r.outcome.reward,
+                "best_valid_perplexity": r.best_valid_perplexity,
+                "valid_bits_per_char": r.valid_bits_per_char(),
+                "test_perplexity": r.test_perplexity,
+                "valid_perplexity": r.outcome.metrics.iter().map(|m| m.valid_perplexity).collect::<Vec<_>>(),
+                "epoch_seconds": r.outcome.metrics.iter().map(|m| m.seconds).collect::<Vec<_>>(),
+                "note": r.outcome.note,
+            }))
+        },
+    )?;
     let mut ppl: Vec<f64> = results.iter().filter_map(|r| r["best_valid_perplexity"].as_f64()).collect();
     ppl.sort_by(f64::total_cmp);
     let mut secs: Vec<f64> = results.iter().filter_map(|r| r["seconds"].as_f64()).collect();

@@ -48,3 +48,65 @@ impl ChildrenArgs {
         })
     }
 }
+
+/// Trains every architecture of `archs` as a child (job `child-i`, seed
+/// `seed + i`, the config's recipe and reward) on `workers` threads that
+/// each own what `make` builds — as workers in one process do — taking
+/// children in order from a shared counter. `train` returns a child's JSON
+/// fields; `child`, `worker` and `seconds` are added, and an error becomes
+/// `{"error": ...}`. One JSON line per child on stdout as it finishes;
+/// returns all of them and the wall time.
+pub fn train_children<S>(
+    archs: &[nasfleet_core::Architecture],
+    cfg: &ExperimentConfig,
+    seed: u64,
+    workers: usize,
+    make: impl Fn() -> S + Sync,
+    train: impl Fn(&mut S, &nasfleet_core::trainer::TrainJob) -> Result<serde_json::Value, String> + Sync,
+) -> Result<(Vec<serde_json::Value>, f64), String> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(Vec::new());
+    let started = std::time::Instant::now();
+    std::thread::scope(|scope| -> Result<(), String> {
+        let handles = (0..workers)
+            .map(|w| {
+                let (next, results, make, train) = (&next, &results, &make, &train);
+                std::thread::Builder::new()
+                    .name(format!("child-worker-{w}"))
+                    .spawn_scoped(scope, move || {
+                        let mut state = make();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::SeqCst);
+                            let Some(arch) = archs.get(i) else { break };
+                            let job = nasfleet_core::trainer::TrainJob {
+                                job_id: format!("child-{i}"),
+                                arch: arch.clone(),
+                                train: cfg.train.clone(),
+                                reward: cfg.reward.clone(),
+                                seed: seed.wrapping_add(i as u64),
+                            };
+                            let t0 = std::time::Instant::now();
+                            let fields = train(&mut state, &job).unwrap_or_else(|e| serde_json::json!({ "error": e }));
+                            let mut line = serde_json::json!({ "child": i, "worker": w, "seconds": t0.elapsed().as_secs_f64() });
+                            if let (Some(l), serde_json::Value::Object(f)) = (line.as_object_mut(), fields) {
+                                l.extend(f);
+                            }
+                            println!("{line}");
+                            if let Ok(mut r) = results.lock() {
+                                r.push(line);
+                            }
+                        }
+                    })
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for h in handles {
+            h.join().map_err(|_| "a worker thread panicked".to_string())?;
+        }
+        Ok(())
+    })?;
+    let total = started.elapsed().as_secs_f64();
+    let results = results.into_inner().map_err(|_| "results lock poisoned")?;
+    Ok((results, total))
+}
