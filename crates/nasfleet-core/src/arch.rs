@@ -18,13 +18,17 @@ use crate::space::{CellArch, CnnArch, Nb201Arch, SpaceKind};
 /// Version of the JSON form written by this build.
 pub const ARCH_FORMAT_VERSION: u64 = 1;
 
+/// An architecture of any search space; the JSON tag `space` says which.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "space")]
 pub enum Architecture {
+    /// A CNN of the paper's convolutional space (`"space": "cnn"`).
     #[serde(rename = "cnn")]
     Cnn(CnnArch),
+    /// A recurrent cell of the paper's RNN-cell space (`"space": "rnn-cell"`).
     #[serde(rename = "rnn-cell")]
     RnnCell(CellArch),
+    /// A NAS-Bench-201 cell (`"space": "nb201"`).
     #[serde(rename = "nb201")]
     Nb201(Nb201Arch),
 }
@@ -37,6 +41,7 @@ struct Versioned<'a> {
 }
 
 impl Architecture {
+    /// The search space this architecture belongs to.
     pub fn kind(&self) -> SpaceKind {
         match self {
             Architecture::Cnn(_) => SpaceKind::Cnn,
@@ -54,15 +59,18 @@ impl Architecture {
         }
     }
 
+    /// The versioned JSON form on one line (what travels in jobs).
     pub fn to_json(&self) -> String {
         // Serialising plain structs and enums to a String cannot fail.
         serde_json::to_string(&Versioned { version: ARCH_FORMAT_VERSION, arch: self }).unwrap_or_default()
     }
 
+    /// The versioned JSON form, indented for people.
     pub fn to_json_pretty(&self) -> String {
         serde_json::to_string_pretty(&Versioned { version: ARCH_FORMAT_VERSION, arch: self }).unwrap_or_default()
     }
 
+    /// The versioned JSON form as a value, to embed in a larger document.
     pub fn to_value(&self) -> serde_json::Value {
         serde_json::to_value(Versioned { version: ARCH_FORMAT_VERSION, arch: self }).unwrap_or_default()
     }

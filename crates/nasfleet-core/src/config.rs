@@ -15,6 +15,7 @@ use crate::limits::ArchLimits;
 use crate::reward::RewardConfig;
 use crate::space::{CellSpace, CnnSpace, Space, SpaceKind};
 
+/// Which search strategy proposes the architectures (`search.strategy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StrategyKind {
@@ -26,11 +27,16 @@ pub enum StrategyKind {
     Evolution,
 }
 
+/// What is searched, how, and for how long (`[search]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SearchConfig {
+    /// The search space; its settings are in `[cnn]` or `[rnn_cell]`.
     pub space: SpaceKind,
+    /// The strategy proposing architectures. Default: the RL controller.
     pub strategy: StrategyKind,
+    /// Seed of the strategy's RNG: the same seed and feedback give the same
+    /// proposals.
     pub seed: u64,
     /// Stop after this many finished children. Paper (CIFAR): 12,800.
     pub architectures: u64,
@@ -57,7 +63,9 @@ impl Default for SearchConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ControllerConfig {
+    /// Stacked LSTM layers (≥ 1). Paper: 2.
     pub lstm_layers: usize,
+    /// Hidden units per LSTM layer, also the embedding size (≥ 1). Paper: 35.
     pub hidden: usize,
     /// Adam learning rate. Paper: 0.0006 (CIFAR), 0.0005 (PTB).
     pub lr: f64,
@@ -74,10 +82,14 @@ pub struct ControllerConfig {
     pub empty_anchor_input: EmptyAnchorInput,
 }
 
+/// The controller's input after an anchor step that selected no earlier
+/// layer (`controller.empty_anchor_input`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EmptyAnchorInput {
+    /// A zero vector (the default).
     Zeros,
+    /// The controller's learned start input.
     Start,
 }
 
@@ -100,7 +112,10 @@ impl Default for ControllerConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EvolutionConfig {
+    /// Architectures kept alive, the newest rewards (≥ 1). Default 100.
     pub population: usize,
+    /// Members drawn (with replacement) per tournament, in
+    /// `1..=population`. Default 25.
     pub sample_size: usize,
 }
 
@@ -110,10 +125,13 @@ impl Default for EvolutionConfig {
     }
 }
 
+/// How a child's learning rate changes over its training (`train.schedule`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LrSchedule {
+    /// `train.lr` throughout (the default).
     Constant,
+    /// Cosine decay from `train.lr` at the first step to 0 after the last.
     Cosine,
 }
 
@@ -123,15 +141,23 @@ pub enum LrSchedule {
 pub struct TrainConfig {
     /// Dataset name: "cifar10", "fashion-mnist", "mnist", "ptb", "austen", "nb201-table".
     pub dataset: String,
+    /// Passes over the training split per child (≥ 1). Default 50.
     pub epochs: usize,
+    /// Examples per SGD step (≥ 1). Default 128.
     pub batch_size: usize,
+    /// SGD learning rate (the peak under a cosine schedule). Default 0.1.
     pub lr: f64,
+    /// SGD momentum, in [0, 1). Default 0.9.
     pub momentum: f64,
+    /// Nesterov momentum instead of classical momentum. Default on.
     pub nesterov: bool,
+    /// L2 weight decay per step (≥ 0). Default 1e-4.
     pub weight_decay: f64,
+    /// How the learning rate changes over the steps.
     pub schedule: LrSchedule,
     /// Training / validation sizes drawn from the training set (paper: 45,000 / 5,000).
     pub train_size: usize,
+    /// Examples held out of the training set to score the child (its reward).
     pub valid_size: usize,
     /// Image (CNN) children: data, augmentation, budgets, precision.
     pub image: ImageTrainConfig,
@@ -166,19 +192,29 @@ impl Default for TrainConfig {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExperimentConfig {
+    /// Space, strategy, seed and budget (`[search]`).
     pub search: SearchConfig,
+    /// The CNN space's settings (`[cnn]`), used when `search.space = "cnn"`.
     pub cnn: CnnSpace,
+    /// The recurrent-cell space's settings (`[rnn_cell]`).
     pub rnn_cell: CellSpace,
+    /// The RL controller (`[controller]`), used when `search.strategy = "rl"`.
     pub controller: ControllerConfig,
+    /// Regularised evolution (`[evolution]`), used when `search.strategy = "evolution"`.
     pub evolution: EvolutionConfig,
+    /// How a child's validation metric becomes its reward (`[reward]`).
     pub reward: RewardConfig,
+    /// How each child is trained (`[train]`, sent with every job).
     pub train: TrainConfig,
+    /// Hard bounds on every architecture (`[limits]`).
     pub limits: ArchLimits,
     /// Queue, worker and embedded-mode settings.
     pub fleet: FleetConfig,
 }
 
 impl ExperimentConfig {
+    /// Parses TOML text and runs [`check`](Self::check); `path` names the
+    /// source in errors.
     pub fn from_toml_str(text: &str, path: &str) -> Result<Self, ConfigError> {
         let cfg: ExperimentConfig =
             toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
@@ -186,6 +222,7 @@ impl ExperimentConfig {
         Ok(cfg)
     }
 
+    /// Reads and parses the TOML file at `path` (see [`from_toml_str`](Self::from_toml_str)).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let p = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: p.clone(), source })?;

@@ -27,6 +27,8 @@ pub enum LmOptimizer {
     Adam,
 }
 
+/// `[train.lm]`: model size, optimiser, schedule and regularisers of
+/// language-model children (see the module documentation).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LmTrainConfig {
@@ -56,6 +58,8 @@ pub struct LmTrainConfig {
     /// After epoch `lr_decay_start`, the learning rate is multiplied by
     /// `lr_decay` once per epoch (epoch e uses lr·decay^max(0, e − start)).
     pub lr_decay: f64,
+    /// The last epoch (1-based) trained at the full learning rate; see
+    /// `lr_decay`.
     pub lr_decay_start: usize,
     /// L2 penalty added to the gradient (0 = off).
     pub weight_decay: f64,

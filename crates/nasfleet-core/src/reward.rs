@@ -9,13 +9,17 @@ pub enum RewardConfig {
     /// CIFAR: `(max of the last `last_k` validation accuracies) ^ power`,
     /// accuracies as fractions in [0, 1]. Paper: last 5, cubed.
     Accuracy {
+        /// How many of the last epochs' accuracies the best is taken from
+        /// (0 counts as 1). Default 5.
         #[serde(default = "five")]
         last_k: usize,
+        /// The exponent applied to that best accuracy. Default 3.
         #[serde(default = "three")]
         power: f64,
     },
     /// PTB: `c / ppl²`. Paper: c = 80.
     Perplexity {
+        /// The numerator. Default 80.
         #[serde(default = "eighty")]
         c: f64,
     },
@@ -65,11 +69,14 @@ impl RewardConfig {
 /// first update is not dominated by an arbitrary initial value).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EmaBaseline {
+    /// Weight of the old value in each step, in [0, 1); higher is slower.
     pub decay: f64,
+    /// The current baseline; `None` before the first reward.
     pub value: Option<f64>,
 }
 
 impl EmaBaseline {
+    /// A baseline with no value yet.
     pub fn new(decay: f64) -> Self {
         EmaBaseline { decay, value: None }
     }

@@ -61,6 +61,15 @@ impl TokenSchema {
         }
     }
 
+    /// The number of values each token of a complete sequence can take, in
+    /// token order: a choice step's number of choices, 2 for every skip bit
+    /// of an anchor step. Its length is [`token_count`](Self::token_count).
+    pub fn token_choices(&self) -> impl Iterator<Item = u32> + '_ {
+        self.steps
+            .iter()
+            .flat_map(move |s| (0..self.tokens_in(s)).map(move |_| self.choices(s) as u32))
+    }
+
     /// Checks count and range of every token, naming the first offender.
     pub fn check_tokens(&self, tokens: &[u32]) -> Result<(), ArchError> {
         let expected = self.token_count();

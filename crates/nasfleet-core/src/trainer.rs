@@ -59,21 +59,61 @@ impl EpochMetrics {
     }
 }
 
-/// What a worker posts for a finished child.
+/// What a worker posts for a finished child (the queue's result JSON).
+///
+/// The controller treats it as untrusted input: it checks the version, that
+/// `job_id` is the job the result was recorded for, and that the reward is
+/// finite and inside the reward rule's range. Unknown fields are ignored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobResult {
+    /// Format version of this result: [`JOB_FORMAT_VERSION`] when written by
+    /// this build; a controller refuses (counts as failed) any other.
     pub version: u32,
+    /// The job this result is for (must equal the job it was recorded under).
     pub job_id: String,
+    /// The child's reward, computed by the job's reward rule. Sent as a JSON
+    /// number and read back bit for bit (`float_roundtrip`).
     pub reward: f64,
+    /// One entry per finished epoch. A non-finite value (a diverged loss)
+    /// travels as JSON `null`; `train_loss` and `seconds` read it back as NaN.
+    #[serde(deserialize_with = "epochs_allowing_null")]
     pub metrics: Vec<EpochMetrics>,
+    /// The worker (queue consumer name) that trained it.
     pub worker: String,
-    /// Unix milliseconds.
+    /// When training started, Unix milliseconds (the worker's clock).
     pub started_ms: u64,
+    /// When training finished, Unix milliseconds (the worker's clock).
     pub finished_ms: u64,
     /// Why the reward is what it is when training did not go normally
     /// (e.g. "diverged: loss is NaN at epoch 3").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+/// Reads [`JobResult::metrics`]: serde_json writes a non-finite `f64` as
+/// `null`, so the required numbers of an epoch accept `null` (as NaN).
+fn epochs_allowing_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<EpochMetrics>, D::Error> {
+    #[derive(Deserialize)]
+    struct Wire {
+        epoch: usize,
+        train_loss: Option<f64>,
+        #[serde(default)]
+        valid_accuracy: Option<f64>,
+        #[serde(default)]
+        valid_perplexity: Option<f64>,
+        seconds: Option<f64>,
+    }
+    let nan = |x: Option<f64>| x.unwrap_or(f64::NAN);
+    Ok(Vec::<Wire>::deserialize(d)?
+        .into_iter()
+        .map(|w| EpochMetrics {
+            epoch: w.epoch,
+            train_loss: nan(w.train_loss),
+            valid_accuracy: w.valid_accuracy,
+            valid_perplexity: w.valid_perplexity,
+            seconds: nan(w.seconds),
+        })
+        .collect())
 }
 
 /// A job after validation: what a trainer receives.
@@ -148,5 +188,36 @@ impl TrainContext for BasicContext {
     }
     fn checkpoint_dir(&self) -> Option<&Path> {
         self.checkpoint_dir.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_result_with_a_diverged_loss_reads_back() {
+        let r = JobResult {
+            version: JOB_FORMAT_VERSION,
+            job_id: "r-000001".into(),
+            reward: 0.75,
+            metrics: vec![EpochMetrics { epoch: 1, train_loss: f64::NAN, valid_accuracy: Some(f64::INFINITY), valid_perplexity: None, seconds: 0.5 }],
+            worker: "w".into(),
+            started_ms: 1,
+            finished_ms: 2,
+            note: Some("diverged".into()),
+        };
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains(r#""train_loss":null"#), "{text}");
+        let back: JobResult = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.reward, 0.75);
+        assert!(back.metrics[0].train_loss.is_nan());
+        assert_eq!((back.metrics[0].valid_accuracy, back.metrics[0].seconds), (None, 0.5));
+        assert_eq!((back.job_id.as_str(), back.note.as_deref()), ("r-000001", Some("diverged")));
+        // Unknown fields are tolerated; a missing reward is not.
+        let extra = text.replacen('{', r#"{"from_the_future":1,"#, 1);
+        assert!(serde_json::from_str::<JobResult>(&extra).is_ok());
+        let no_reward = text.replace(r#""reward":0.75,"#, "");
+        assert!(serde_json::from_str::<JobResult>(&no_reward).is_err(), "{no_reward}");
     }
 }

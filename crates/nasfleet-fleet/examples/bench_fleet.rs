@@ -34,7 +34,7 @@ use nasfleet_core::space::CnnArch;
 use nasfleet_core::strategy::build_pure_strategy;
 use nasfleet_core::trainer::{JobSpec, JOB_FORMAT_VERSION};
 use nasfleet_core::{Architecture, ExperimentConfig};
-use nasfleet_fleet::fake::{fake_factory, FakeTrainerConfig};
+use nasfleet_fleet::fake::{fake_trainers, FakeTrainerConfig};
 use nasfleet_fleet::{
     run_controller, run_worker, shutdown_pair, Board, ControllerOptions, FleetSettings, WorkerOptions,
 };
@@ -168,7 +168,7 @@ async fn fleet_once<Q: JobQueue>(
         handles.push(tokio::spawn(run_worker(
             make_queue(run.clone()),
             opts,
-            fake_factory(FakeTrainerConfig::default()),
+            fake_trainers(FakeTrainerConfig::default()),
             shutdown.clone(),
         )));
     }
@@ -352,7 +352,7 @@ async fn controller_once(url: Option<&str>, run: &str, workers: usize, jobs: u64
                     device: "cpu".into(),
                     data_dir: None,
                 };
-                handles.push(tokio::spawn(run_worker($mk, w, fake_factory(FakeTrainerConfig::default()), shutdown.clone())));
+                handles.push(tokio::spawn(run_worker($mk, w, fake_trainers(FakeTrainerConfig::default()), shutdown.clone())));
             }
             let s = run_controller($mk, &cfg, strategy, opts, shutdown.clone()).await.expect("controller");
             assert!(s.finished);

@@ -1,25 +1,24 @@
-//! The controller's public state: what `nasfleet controller status` shows
-//! beyond the queue (progress, best so far, policy step).
+//! The run's board: what the controller publishes for others to read —
+//! its progress ([`ControllerState`], shown by `nasfleet controller status`)
+//! and the run's fleet settings ([`RunSettings`], read by workers at start).
 //!
-//! On Redis it is one hash, `nasfleet:{run}:controller`, written by the
-//! controller after every step (`HGETALL` it with redis-cli) and read by
-//! `status`. The queue crate's interface has no place for it, so this module
-//! talks to Redis itself, with its own small connection: publishing is
-//! best-effort (a status display must never stall or fail a search), reading
-//! is what `status` does. The shipped ACL file already allows it: the
-//! `controller` user may `HSET` any `nasfleet:*` key and the `viewer` user may
-//! `HGETALL` them.
+//! On Redis it lives beside the queue (`nasfleet:{run}:controller`, a hash
+//! you can `HGETALL` in redis-cli, and `nasfleet:{run}:settings`) and is
+//! reached through the queue crate's [`RedisBoard`]: this crate never talks
+//! to Redis itself. Publishing progress is best effort (a status display
+//! must never stall or fail a search); publishing the settings is not (a
+//! worker needs them).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use nasfleet_queue::{Keys, RedisQueueConfig};
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client};
+use nasfleet_queue::{QueueError, RedisBoard};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{FleetError, Result};
+use crate::settings::RunSettings;
+use crate::shutdown::Shutdown;
 
 /// The controller's progress, as published.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -109,34 +108,53 @@ impl ControllerState {
     }
 }
 
-/// Where the controller publishes its state.
+/// Where the controller publishes its state and the run's settings.
 #[derive(Clone, Debug, Default)]
 pub enum Board {
     /// Nowhere.
     #[default]
     Off,
     /// In process (the embedded mode, tests).
-    Memory(Arc<Mutex<Option<ControllerState>>>),
-    /// The run's Redis hash.
+    Memory(Arc<Mutex<MemoryBoard>>),
+    /// Beside the run's Redis queue.
     Redis(RedisBoard),
+}
+
+/// What an in-process board holds.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryBoard {
+    /// The controller's last state.
+    pub controller: Option<ControllerState>,
+    /// The run's settings.
+    pub settings: Option<RunSettings>,
 }
 
 impl Board {
     /// An in-process board.
     pub fn memory() -> Self {
-        Board::Memory(Arc::new(Mutex::new(None)))
+        Board::Memory(Arc::new(Mutex::new(MemoryBoard::default())))
+    }
+
+    fn with_memory<R>(m: &Mutex<MemoryBoard>, f: impl FnOnce(&mut MemoryBoard) -> R) -> R {
+        f(&mut m.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Publishes `state`; failures are logged, never returned.
     pub async fn publish(&self, state: &ControllerState) {
+        if let Err(e) = self.try_publish(state).await {
+            tracing::warn!(error = %e, "cannot publish the controller state (status will be stale)");
+        }
+    }
+
+    /// Publishes `state`, reporting a failure.
+    pub async fn try_publish(&self, state: &ControllerState) -> Result<()> {
         match self {
-            Board::Off => {}
-            Board::Memory(m) => *m.lock().unwrap_or_else(|p| p.into_inner()) = Some(state.clone()),
-            Board::Redis(r) => {
-                if let Err(e) = r.publish(state).await {
-                    tracing::warn!(error = %e, "cannot publish the controller state (status will be stale)");
-                }
+            Board::Off => Ok(()),
+            Board::Memory(m) => {
+                Self::with_memory(m, |b| b.controller = Some(state.clone()));
+                Ok(())
             }
+            Board::Redis(r) => r.publish_controller(&state.to_fields()).await.map_err(board_error),
         }
     }
 
@@ -144,134 +162,106 @@ impl Board {
     pub async fn read(&self) -> Result<Option<ControllerState>> {
         match self {
             Board::Off => Ok(None),
-            Board::Memory(m) => Ok(m.lock().unwrap_or_else(|p| p.into_inner()).clone()),
-            Board::Redis(r) => r.read().await,
-        }
-    }
-}
-
-/// The controller-state hash of one run on Redis. Cheap to clone.
-#[derive(Clone)]
-pub struct RedisBoard {
-    inner: Arc<BoardInner>,
-}
-
-struct BoardInner {
-    client: Client,
-    key: String,
-    // An async mutex: held across the command's await (one command at a time
-    // on this connection is plenty for a few writes per batch).
-    conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
-    timeout: Duration,
-}
-
-impl std::fmt::Debug for RedisBoard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisBoard").field("key", &self.inner.key).finish_non_exhaustive()
-    }
-}
-
-/// The key of a run's controller-state hash.
-pub fn controller_key(run: &str) -> Result<String> {
-    Keys::new(run)?;
-    Ok(format!("nasfleet:{{{run}}}:controller"))
-}
-
-impl RedisBoard {
-    /// A board for the run and server of `config` (URL, TLS files). Connects lazily.
-    pub fn new(config: &RedisQueueConfig) -> Result<Self> {
-        let client = client_for(config)?;
-        Ok(RedisBoard {
-            inner: Arc::new(BoardInner {
-                client,
-                key: controller_key(&config.run)?,
-                conn: tokio::sync::Mutex::new(None),
-                timeout: config.response_timeout,
-            }),
-        })
-    }
-
-    async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> std::result::Result<T, String> {
-        let inner = &self.inner;
-        let mut guard = inner.conn.lock().await;
-        if guard.is_none() {
-            let cfg = AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(inner.timeout))
-                .set_response_timeout(Some(inner.timeout));
-            let c = inner
-                .client
-                .get_multiplexed_async_connection_with_config(&cfg)
-                .await
-                .map_err(|e| e.to_string())?;
-            *guard = Some(c);
-        }
-        let Some(conn) = guard.as_mut() else {
-            return Err("no connection".into());
-        };
-        match cmd.query_async::<T>(conn).await {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                // Reconnect next time: the connection may be half-open.
-                *guard = None;
-                Err(e.to_string())
+            Board::Memory(m) => Ok(Self::with_memory(m, |b| b.controller.clone())),
+            Board::Redis(r) => {
+                let fields = r.controller().await.map_err(board_error)?;
+                if fields.is_empty() {
+                    return Ok(None);
+                }
+                ControllerState::from_fields(&fields)
+                    .map(Some)
+                    .map_err(|e| FleetError::Board(format!("{}: {e}", r.keys().controller)))
             }
         }
     }
 
-    /// Writes the state (one `HSET` with every field).
-    pub async fn publish(&self, state: &ControllerState) -> std::result::Result<(), String> {
-        let mut cmd = redis::cmd("HSET");
-        cmd.arg(&self.inner.key);
-        for (k, v) in state.to_fields() {
-            cmd.arg(k).arg(v);
+    /// Publishes the run's settings for its workers.
+    pub async fn publish_settings(&self, settings: &RunSettings) -> Result<()> {
+        match self {
+            Board::Off => Ok(()),
+            Board::Memory(m) => {
+                Self::with_memory(m, |b| b.settings = Some(settings.clone()));
+                Ok(())
+            }
+            Board::Redis(r) => r.publish_settings(&settings.to_json()).await.map_err(board_error),
         }
-        self.run::<i64>(cmd).await.map(|_| ())
     }
 
-    /// Reads the state; `None` when no controller has published one.
-    pub async fn read(&self) -> Result<Option<ControllerState>> {
-        let mut cmd = redis::cmd("HGETALL");
-        cmd.arg(&self.inner.key);
-        let fields: HashMap<String, String> = self.run(cmd).await.map_err(FleetError::Board)?;
-        if fields.is_empty() {
-            return Ok(None);
+    /// The run's published settings; `None` when its controller has not
+    /// published any yet.
+    pub async fn settings(&self) -> Result<Option<RunSettings>> {
+        match self {
+            Board::Off => Ok(None),
+            Board::Memory(m) => Ok(Self::with_memory(m, |b| b.settings.clone())),
+            Board::Redis(r) => match r.settings().await.map_err(board_error)? {
+                None => Ok(None),
+                Some(text) => RunSettings::from_json(&text)
+                    .map(Some)
+                    .map_err(|e| FleetError::Board(format!("the run's settings ({}): {e}", r.keys().settings))),
+            },
         }
-        ControllerState::from_fields(&fields)
-            .map(Some)
-            .map_err(|e| FleetError::Board(format!("{}: {e}", self.inner.key)))
     }
 }
 
-/// A Redis client for `config`'s URL and TLS files (the same rules as the
-/// queue's: TLS files need a `rediss://` URL).
-fn client_for(config: &RedisQueueConfig) -> Result<Client> {
-    let bad = |m: String| FleetError::Setting { field: "redis url", message: m };
-    let Some(tls) = &config.tls else {
-        return Client::open(config.url.as_str()).map_err(|e| bad(e.to_string()));
-    };
-    if !config.url.starts_with("rediss://") {
-        return Err(bad("TLS files are configured but the URL is not rediss://".into()));
+fn board_error(e: nasfleet_queue::QueueError) -> FleetError {
+    FleetError::Queue(e)
+}
+
+/// Waits until the run's controller has published the run's settings and
+/// returns them; `None` when `shutdown` came first. Polls every `poll`; an
+/// unreachable Redis is waited out (with a warning), a refused permission
+/// or unreadable settings end the wait with the error.
+pub async fn wait_for_settings(board: &Board, mut shutdown: Shutdown, poll: Duration) -> Result<Option<RunSettings>> {
+    let mut said = false;
+    let mut backoff = nasfleet_util::Backoff::new(poll, poll * 8);
+    loop {
+        let pause = match board.settings().await {
+            Ok(Some(s)) => return Ok(Some(s)),
+            Ok(None) => {
+                if !said {
+                    tracing::info!("waiting for the run's controller to publish the run's settings");
+                    said = true;
+                }
+                backoff.reset();
+                poll
+            }
+            Err(FleetError::Queue(e)) if !e.is_permission_denied() && !matches!(e, QueueError::InvalidInput { .. }) => {
+                tracing::warn!(error = %e, "cannot read the run's settings yet; retrying");
+                backoff.next_delay()
+            }
+            Err(e) => return Err(e),
+        };
+        tokio::select! {
+            _ = shutdown.requested() => return Ok(None),
+            _ = tokio::time::sleep(pause) => {}
+        }
     }
-    // Same process-wide crypto provider as the queue; an error means one is
-    // installed already.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let read = |p: &std::path::PathBuf| std::fs::read(p).map_err(|e| FleetError::io("TLS file", p, e));
-    let root_cert = tls.ca_cert.as_ref().map(read).transpose()?;
-    let client_tls = match (&tls.client_cert, &tls.client_key) {
-        (Some(c), Some(k)) => Some(redis::ClientTlsConfig {
-            client_cert: read(c)?,
-            client_key: read(k)?,
-        }),
-        (None, None) => None,
-        _ => return Err(bad("client_cert and client_key must be given together".into())),
-    };
-    Client::build_with_tls(config.url.as_str(), redis::TlsCertificates { client_tls, root_cert })
-        .map_err(|e| bad(format!("building the TLS client: {e}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_worker_waits_for_the_settings_until_published_or_stopped() {
+        let board = Board::memory();
+        let (_keep, shutdown) = crate::shutdown::shutdown_pair();
+        let waiting = tokio::spawn({
+            let board = board.clone();
+            async move { wait_for_settings(&board, shutdown, Duration::from_millis(5)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(!waiting.is_finished(), "nothing published yet");
+        let published = RunSettings::of(&nasfleet_core::ExperimentConfig::default());
+        board.publish_settings(&published).await.unwrap();
+        assert_eq!(waiting.await.unwrap().unwrap(), Some(published));
+
+        let (stop, shutdown) = crate::shutdown::shutdown_pair();
+        let empty = Board::memory();
+        let waiting = tokio::spawn(async move { wait_for_settings(&empty, shutdown, Duration::from_millis(5)).await });
+        stop.trigger();
+        assert_eq!(waiting.await.unwrap().unwrap(), None, "a stop ends the wait");
+    }
 
     #[test]
     fn fields_round_trip() {
@@ -297,11 +287,5 @@ mod tests {
         let empty = ControllerState { best_reward: None, best_job: None, best_arch: None, ..s };
         let map: HashMap<String, String> = empty.to_fields().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         assert_eq!(ControllerState::from_fields(&map).unwrap(), empty);
-    }
-
-    #[test]
-    fn the_key_carries_the_hash_tag() {
-        assert_eq!(controller_key("r1").unwrap(), "nasfleet:{r1}:controller");
-        assert!(controller_key("a*b").is_err());
     }
 }

@@ -49,8 +49,8 @@ pub enum FleetError {
     /// A setting is out of range.
     #[error("invalid setting {field}: {message}")]
     Setting {
-        /// The setting.
-        field: &'static str,
+        /// The setting (config key or flag).
+        field: String,
         /// Why.
         message: String,
     },
@@ -59,8 +59,9 @@ pub enum FleetError {
     #[error("{0}")]
     Thread(String),
 
-    /// The controller-state hash in Redis could not be read.
-    #[error("controller state: {0}")]
+    /// The run's board (controller state, published settings) could not be
+    /// read or written, or holds something unreadable.
+    #[error("run board: {0}")]
     Board(String),
 }
 

@@ -20,7 +20,7 @@ use nasfleet_core::trainer::{EpochMetrics, TrainContext, TrainError, TrainJob, T
 use nasfleet_core::Architecture;
 use serde::{Deserialize, Serialize};
 
-use crate::trainer_thread::TrainerFactory;
+use crate::trainer_thread::{TrainerSet, TrainerSets};
 
 /// How a crashing job fails.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -77,9 +77,9 @@ impl FakeTrainer {
     }
 }
 
-/// A factory handing out fake trainers.
-pub fn fake_factory(cfg: FakeTrainerConfig) -> Arc<TrainerFactory> {
-    Arc::new(move |_job: &TrainJob| Ok(Box::new(FakeTrainer::new(cfg.clone())) as Box<dyn Trainer>))
+/// One fake trainer per trainer thread.
+pub fn fake_trainers(cfg: FakeTrainerConfig) -> Arc<TrainerSets> {
+    Arc::new(move || Box::new(FakeTrainer::new(cfg.clone())) as Box<dyn TrainerSet>)
 }
 
 /// The fake reward of an architecture, in [0, 1].

@@ -21,8 +21,10 @@
 //! * [`local`] — [`run_local`]: controller + N workers in one process over
 //!   the in-memory queue (`nasfleet local`).
 //! * [`status`] — the operator's snapshot (`nasfleet controller status`);
-//!   [`board`] — the controller's state hash it reads.
-//! * [`settings`] — the `[fleet]` config section as durations;
+//!   [`board`] — what the controller publishes beside the queue (its state,
+//!   which status reads, and the run's settings, which workers read).
+//! * [`settings`] — the one resolution of fleet settings (config file, the
+//!   run's published settings, a worker's flags and environment);
 //!   [`shutdown`] — SIGINT/SIGTERM as one value passed down; [`ids`] — job
 //!   ids and child seeds.
 //! * `fake` (feature `fake-trainer`) — a deterministic stand-in trainer with
@@ -30,7 +32,7 @@
 //!   the fault tests run as separate processes. The `nasfleet` binary never
 //!   enables the feature.
 //!
-//! Collaborators are parameters — the queue, the strategy, a trainer factory
+//! Collaborators are parameters — the queue, the strategy, the trainer sets
 //! and a [`Shutdown`] — so the same loops run in the fleet, in the embedded
 //! mode and in tests.
 //!
@@ -53,13 +55,14 @@ pub mod trainer_thread;
 pub mod validate;
 pub mod worker;
 
-pub use board::{Board, ControllerState, RedisBoard};
+pub use board::{wait_for_settings, Board, ControllerState, MemoryBoard};
+pub use nasfleet_queue::RedisBoard;
 pub use controller::{run_controller, ControllerOptions, ControllerSummary, Point, Probe};
 pub use error::{FleetError, Result};
 pub use local::{run_local, LocalOptions};
-pub use settings::{parse_duration, FleetSettings};
+pub use settings::{parse_duration, FleetSettings, RunSettings, WorkerOverrides, RUN_SETTINGS_VERSION};
 pub use shutdown::{on_signals, shutdown_pair, Shutdown, ShutdownTrigger};
 pub use status::{collect_status, render_text, StatusReport};
-pub use trainer_thread::TrainerFactory;
+pub use trainer_thread::{TrainerSet, TrainerSets};
 pub use validate::{validate_job, Rejection};
 pub use worker::{run_worker, WorkerOptions, WorkerReport};

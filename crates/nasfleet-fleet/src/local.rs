@@ -14,9 +14,9 @@ use tokio::task::JoinSet;
 use crate::board::{Board, ControllerState};
 use crate::controller::{run_controller, ControllerOptions, ControllerSummary};
 use crate::error::{FleetError, Result};
-use crate::settings::FleetSettings;
+use crate::settings::{FleetSettings, RunSettings};
 use crate::shutdown::{shutdown_pair, Shutdown};
-use crate::trainer_thread::TrainerFactory;
+use crate::trainer_thread::TrainerSets;
 use crate::worker::{run_worker, WorkerOptions};
 
 /// Settings of an embedded run.
@@ -46,17 +46,15 @@ pub struct LocalOptions {
 pub async fn run_local(
     config: &ExperimentConfig,
     strategy: Box<dyn SearchStrategy>,
-    factory: Arc<TrainerFactory>,
+    trainers: Arc<TrainerSets>,
     opts: LocalOptions,
     shutdown: Shutdown,
 ) -> Result<ControllerSummary> {
-    let mut settings = FleetSettings::from_config(&config.fleet);
-    // In one process the workers know the experiment's own limits.
-    settings.arch_limits = config.limits.clone();
-    settings.check()?;
+    // In one process the workers know the run's settings directly.
+    let settings = FleetSettings::from_run(&RunSettings::of(config))?;
     if opts.workers == 0 {
         return Err(FleetError::Setting {
-            field: "workers",
+            field: "workers".into(),
             message: "must be at least 1".into(),
         });
     }
@@ -82,7 +80,7 @@ pub async fn run_local(
             device: opts.device.clone(),
             data_dir: opts.data_dir.clone(),
         };
-        workers.spawn(run_worker(queue.clone(), w, factory.clone(), worker_shutdown.clone()));
+        workers.spawn(run_worker(queue.clone(), w, trainers.clone(), worker_shutdown.clone()));
     }
     let copts = ControllerOptions {
         run: opts.run.clone(),

@@ -3,15 +3,18 @@
 //! A trainer owns tensors, which must stay on one thread (`tch::Tensor` is
 //! `Send` but not `Sync`), and its work is long and CPU/GPU-bound, which
 //! must not run on the async runtime that heartbeats. So each worker has one
-//! long-lived, named thread: it receives plain jobs over a channel, builds a
-//! trainer with the factory *on that thread* (a factory may keep a dataset
-//! cached there between jobs), trains, and answers over a oneshot channel.
+//! long-lived, named thread: it builds its [`TrainerSet`] *on that thread*
+//! when the first job arrives and keeps it for its whole life (so a trainer
+//! keeps its dataset on the device between jobs), receives plain jobs over a
+//! channel, trains each with the set's trainer for it, and answers over a
+//! oneshot channel.
 //! The async side talks to a running trainer only through [`JobShared`]: a
 //! stop flag and the latest epoch metrics.
 //!
-//! A panic inside the factory or the trainer is caught and becomes a
+//! A panic while building the set or training is caught and becomes a
 //! retryable failure (the job goes back to the queue, spending a delivery);
-//! the thread lives on for the next job.
+//! the thread lives on for the next job (a panic while building the set
+//! leaves it unbuilt, so the next job tries again).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -23,8 +26,27 @@ use tokio::sync::oneshot;
 
 use crate::error::{FleetError, Result};
 
-/// Builds the trainer for a job. Called on the trainer thread, once per job.
-pub type TrainerFactory = dyn Fn(&TrainJob) -> std::result::Result<Box<dyn Trainer>, TrainError> + Send + Sync;
+/// The trainers of one trainer thread: built on that thread, once, and kept
+/// for its life, so that a trainer may keep state (a dataset on the device)
+/// between jobs without thread-locals.
+pub trait TrainerSet {
+    /// The trainer for `job` (by its search space, typically). An error fails
+    /// the job: [`TrainError::Permanent`] when no trainer of this set can
+    /// train it, [`TrainError::Retryable`] when this worker cannot right now
+    /// (its device is missing) but another might.
+    fn trainer_for(&mut self, job: &TrainJob) -> std::result::Result<&mut dyn Trainer, TrainError>;
+}
+
+/// A single trainer is a set that trains every job itself.
+impl<T: Trainer> TrainerSet for T {
+    fn trainer_for(&mut self, _job: &TrainJob) -> std::result::Result<&mut dyn Trainer, TrainError> {
+        Ok(self)
+    }
+}
+
+/// Builds a trainer thread's [`TrainerSet`]; called on that thread, once.
+/// Shared by every worker of a process (each thread gets its own set).
+pub type TrainerSets = dyn Fn() -> Box<dyn TrainerSet> + Send + Sync;
 
 /// What the worker loop and a running trainer share.
 #[derive(Debug, Default)]
@@ -99,11 +121,12 @@ pub struct TrainerThread {
 
 impl TrainerThread {
     /// Starts the thread `name`.
-    pub fn spawn(name: &str, factory: Arc<TrainerFactory>) -> Result<Self> {
+    pub fn spawn(name: &str, sets: Arc<TrainerSets>) -> Result<Self> {
         let (tx, rx) = mpsc::channel::<Request>();
         std::thread::Builder::new()
             .name(name.to_owned())
             .spawn(move || {
+                let mut set: Option<Box<dyn TrainerSet>> = None;
                 for req in rx {
                     let mut ctx = ThreadContext {
                         shared: req.shared,
@@ -111,10 +134,14 @@ impl TrainerThread {
                     };
                     let job = req.job;
                     let result = catch_unwind(AssertUnwindSafe(|| {
-                        let mut trainer = factory(&job)?;
-                        trainer.train(&job, &mut ctx)
+                        set.get_or_insert_with(|| sets()).trainer_for(&job)?.train(&job, &mut ctx)
                     }))
-                    .unwrap_or_else(|panic| Err(TrainError::Retryable(format!("trainer panicked: {}", panic_text(&*panic)))));
+                    .unwrap_or_else(|panic| {
+                        Err(TrainError::Retryable(format!(
+                            "trainer panicked: {}",
+                            nasfleet_util::panic_message(&*panic)
+                        )))
+                    });
                     // The worker may have given up on the job (shutdown).
                     let _ = req.reply.send(result);
                 }
@@ -140,16 +167,6 @@ impl TrainerThread {
             })
             .map_err(|_| FleetError::Thread("the trainer thread has exited".into()))?;
         Ok(rx)
-    }
-}
-
-fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_owned()
     }
 }
 
@@ -181,8 +198,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_panic_becomes_a_retryable_failure_and_the_thread_survives() {
-        let factory: Arc<TrainerFactory> = Arc::new(|_: &TrainJob| Ok(Box::new(Panicky) as Box<dyn Trainer>));
-        let t = TrainerThread::spawn("test-trainer", factory).unwrap();
+        let sets: Arc<TrainerSets> = Arc::new(|| Box::new(Panicky) as Box<dyn TrainerSet>);
+        let t = TrainerThread::spawn("test-trainer", sets).unwrap();
         for _ in 0..2 {
             let shared = Arc::new(JobShared::default());
             let r = t.submit(job(), shared.clone(), None).unwrap().await.unwrap();

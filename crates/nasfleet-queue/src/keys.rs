@@ -18,6 +18,8 @@ pub const RESULTS_GROUP: &str = "controller";
 /// | `nasfleet:{run}:outcome` | hash job → JSON | one outcome per job |
 /// | `nasfleet:{run}:enqueued` | hash job → entry id | idempotent enqueue |
 /// | `nasfleet:{run}:worker:<consumer>` | hash with TTL | live worker state |
+/// | `nasfleet:{run}:controller` | hash | the controller's published progress ([`RedisBoard`](crate::RedisBoard)) |
+/// | `nasfleet:{run}:settings` | string, JSON | the run's fleet settings, published by its controller, read by workers |
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Keys {
     run: String,
@@ -33,6 +35,10 @@ pub struct Keys {
     pub enqueued: String,
     /// Prefix of worker-state keys (`nasfleet:{run}:worker:`).
     pub worker_prefix: String,
+    /// The controller's state hash (what `status` shows beyond the queue).
+    pub controller: String,
+    /// The run's fleet settings (JSON), published by the controller.
+    pub settings: String,
 }
 
 impl Keys {
@@ -63,6 +69,8 @@ impl Keys {
             outcome: format!("{base}:outcome"),
             enqueued: format!("{base}:enqueued"),
             worker_prefix: format!("{base}:worker:"),
+            controller: format!("{base}:controller"),
+            settings: format!("{base}:settings"),
         })
     }
 
@@ -90,6 +98,8 @@ mod tests {
         assert_eq!(k.outcome, "nasfleet:{r1}:outcome");
         assert_eq!(k.enqueued, "nasfleet:{r1}:enqueued");
         assert_eq!(k.worker("w-1"), "nasfleet:{r1}:worker:w-1");
+        assert_eq!(k.controller, "nasfleet:{r1}:controller");
+        assert_eq!(k.settings, "nasfleet:{r1}:settings");
     }
 
     #[test]

@@ -93,6 +93,7 @@
 //! of the `controller` group (whatever consumer name read it), so it must
 //! checkpoint before [`JobQueue::ack_results`] and apply each job id once.
 
+mod board;
 mod error;
 mod keys;
 mod memory;
@@ -104,6 +105,7 @@ mod types;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use board::RedisBoard;
 pub use error::{QueueError, Result};
 pub use keys::{Keys, JOBS_GROUP, RESULTS_GROUP};
 pub use memory::{Clock, ManualClock, MemoryQueue, MonotonicClock};

@@ -215,7 +215,7 @@ fn is_permission_error(e: &RedisError) -> bool {
         || s.contains("no permissions")
 }
 
-fn map_error(op: &'static str, e: RedisError) -> QueueError {
+pub(crate) fn map_error(op: &'static str, e: RedisError) -> QueueError {
     if is_permission_error(&e) {
         return QueueError::PermissionDenied {
             op,
@@ -281,7 +281,7 @@ fn fcall_ro(name: &str, keys: &[&str]) -> Cmd {
     c
 }
 
-fn build_client(config: &RedisQueueConfig) -> Result<Client> {
+pub(crate) fn build_client(config: &RedisQueueConfig) -> Result<Client> {
     let bad_url = |e: RedisError| {
         QueueError::invalid("redis url", format!("{}: {e}", redact_url(&config.url)))
     };

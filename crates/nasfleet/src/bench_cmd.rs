@@ -105,7 +105,7 @@ fn search(a: BenchSearchArgs) -> Result<()> {
         let mut c = cfg.clone();
         c.search.strategy = strategy_kind(name)?;
         c.search.seed = seed;
-        nasfleet_torch::controller::build_strategy(&c)
+        crate::choose::strategy(&c)
     };
     let mut progress = |r: &nasfleet_nb201::bench::SeedRun| {
         tracing::info!(

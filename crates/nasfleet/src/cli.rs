@@ -39,9 +39,14 @@ pub enum Command {
     Local(LocalArgs),
     /// A fleet worker: takes jobs from a Redis queue and trains them.
     #[command(after_help = "Example:\n  nasfleet worker --redis redis://worker:PASSWORD@queue-host:6379/ --run cifar10 --device cuda:0\n\n\
-                            A job carries everything needed to train it; a worker needs only the queue's \
-                            address and local data paths. SIGTERM/SIGINT: the trainer checkpoints, the job \
-                            goes back to the queue (no attempt spent) and the worker exits.")]
+                            A job carries everything needed to train it, and the run carries its fleet \
+                            settings (lease, heartbeat, limits: published by its controller from the config's \
+                            [fleet] section), so a worker needs only the queue's address, the run, its device \
+                            and local data paths; it waits for the controller if started first. Settings: \
+                            flags override NASFLEET_* environment variables override the run's override the \
+                            defaults; run-wide ones (lease, heartbeat, deliveries) may not disagree with the \
+                            run. SIGTERM/SIGINT: the trainer checkpoints, the job goes back to the queue (no \
+                            attempt spent) and the worker exits.")]
     Worker(WorkerArgs),
     /// The controller of a fleet search on Redis.
     #[command(subcommand)]
@@ -218,32 +223,38 @@ pub struct WorkerArgs {
     /// preempted job resumes on any machine. Default: ~/.cache/nasfleet/work.
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
-    /// Lease: a job whose worker has not heartbeaten for this long goes to
-    /// another worker. Use the same value on every worker of a run.
-    #[arg(long, default_value = "5m", value_parser = nasfleet_fleet::parse_duration)]
-    pub lease: std::time::Duration,
-    /// Heartbeat period while training (well under the lease).
-    #[arg(long, default_value = "30s", value_parser = nasfleet_fleet::parse_duration)]
-    pub heartbeat: std::time::Duration,
-    /// Deliveries before a job that keeps crashing workers is dead-lettered.
-    #[arg(long, default_value_t = 5)]
-    pub max_deliveries: u32,
+    /// Run-wide: a job whose worker has not heartbeaten for this long goes to
+    /// another worker. Default: the run's ([fleet] lease_ms of the
+    /// controller's config, published in the queue); a value that disagrees
+    /// with it is refused.
+    #[arg(long, env = "NASFLEET_LEASE", value_parser = nasfleet_fleet::parse_duration)]
+    pub lease: Option<std::time::Duration>,
+    /// Run-wide: heartbeat period while training. Default: the run's.
+    #[arg(long, env = "NASFLEET_HEARTBEAT", value_parser = nasfleet_fleet::parse_duration)]
+    pub heartbeat: Option<std::time::Duration>,
+    /// Run-wide: deliveries before a job that keeps crashing workers is
+    /// dead-lettered. Default: the run's.
+    #[arg(long, env = "NASFLEET_MAX_DELIVERIES")]
+    pub max_deliveries: Option<u32>,
     /// After SIGTERM, how long to wait for the trainer's checkpoint before
-    /// giving the job back anyway.
-    #[arg(long, default_value = "25s", value_parser = nasfleet_fleet::parse_duration)]
-    pub stop_grace: std::time::Duration,
+    /// giving the job back anyway. Default: the run's (25s unless its config says).
+    #[arg(long, env = "NASFLEET_STOP_GRACE", value_parser = nasfleet_fleet::parse_duration)]
+    pub stop_grace: Option<std::time::Duration>,
     /// How long one queue call keeps retrying while Redis is unreachable.
-    #[arg(long, default_value = "2m", value_parser = nasfleet_fleet::parse_duration)]
-    pub retry_for: std::time::Duration,
-    /// Largest job payload accepted (checked before parsing).
-    #[arg(long, default_value_t = 65536)]
-    pub max_payload_bytes: usize,
+    /// Default: the run's (2m unless its config says).
+    #[arg(long, env = "NASFLEET_RETRY_FOR", value_parser = nasfleet_fleet::parse_duration)]
+    pub retry_for: Option<std::time::Duration>,
+    /// Largest job payload accepted (checked before parsing). Default: the run's.
+    #[arg(long, env = "NASFLEET_MAX_PAYLOAD_BYTES")]
+    pub max_payload_bytes: Option<usize>,
     /// Refuse CNN children with more trainable parameters (0: no cap).
-    #[arg(long, default_value_t = 1_000_000_000)]
-    pub max_params: u64,
+    /// Default: the run's (1e9 unless its config says).
+    #[arg(long, env = "NASFLEET_MAX_PARAMS")]
+    pub max_params: Option<u64>,
     /// Refuse CNN children with more forward FLOPs per image (0: no cap).
-    #[arg(long, default_value_t = 1_000_000_000_000)]
-    pub max_flops: u64,
+    /// Default: the run's (1e12 unless its config says).
+    #[arg(long, env = "NASFLEET_MAX_FLOPS")]
+    pub max_flops: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]

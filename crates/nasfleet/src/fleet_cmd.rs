@@ -10,14 +10,15 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use nasfleet_core::ExperimentConfig;
 use nasfleet_fleet::{
-    collect_status, on_signals, render_text, run_controller, run_local, run_worker, Board, ControllerOptions,
-    ControllerState, ControllerSummary, FleetSettings, LocalOptions, RedisBoard, TrainerFactory, WorkerOptions,
+    collect_status, on_signals, render_text, run_controller, run_local, run_worker, wait_for_settings, Board,
+    ControllerOptions, ControllerState, ControllerSummary, FleetSettings, LocalOptions, RedisBoard, RunSettings,
+    WorkerOptions, WorkerOverrides,
 };
 use nasfleet_queue::{Consumer, RedisQueue, RedisQueueConfig, TlsFiles};
 use tokio::sync::watch;
 
 use crate::cli::{ControllerCommand, ControllerStartArgs, ControllerStatusArgs, LocalArgs, RedisArgs, WorkerArgs};
-use crate::trainers::make_trainer;
+use crate::choose::{strategy, Trainers};
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -45,59 +46,55 @@ fn redis_config(args: &RedisArgs, settings: &FleetSettings) -> Result<RedisQueue
     Ok(c)
 }
 
-fn cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("NASFLEET_CACHE") {
-        return PathBuf::from(d);
-    }
-    match std::env::var_os("HOME") {
-        Some(h) => PathBuf::from(h).join(".cache/nasfleet"),
-        None => PathBuf::from(".cache/nasfleet"),
-    }
-}
-
-fn factory(opts: &WorkerOptions) -> Arc<TrainerFactory> {
-    let opts = opts.clone();
-    Arc::new(move |job: &nasfleet_core::trainer::TrainJob| make_trainer(job, &opts))
-}
-
 pub fn worker(args: WorkerArgs) -> Result<()> {
-    let cap = |v: u64| (v > 0).then_some(v);
-    let settings = FleetSettings {
+    let overrides = WorkerOverrides {
         lease: args.lease,
         heartbeat: args.heartbeat,
         max_deliveries: args.max_deliveries,
         stop_grace: args.stop_grace,
         retry_for: args.retry_for,
         max_payload_bytes: args.max_payload_bytes,
-        max_params: cap(args.max_params),
-        max_flops: cap(args.max_flops),
-        ..FleetSettings::default()
+        max_params: args.max_params,
+        max_flops: args.max_flops,
     };
-    settings.check()?;
-    let rcfg = redis_config(&args.redis, &settings)?;
-    let opts = WorkerOptions {
-        consumer: Consumer::local(&args.device)?,
-        run: args.redis.run.clone(),
-        settings,
-        max_jobs: args.max_jobs,
-        work_dir: Some(args.work_dir.clone().unwrap_or_else(|| cache_dir().join("work"))),
-        device: args.device.clone(),
-        data_dir: args.data_dir.clone(),
-    };
+    let mut rcfg = redis_config(&args.redis, &FleetSettings::default())?;
+    let run = args.redis.run.clone();
+    let work_dir = args.work_dir.clone().unwrap_or_else(|| nasfleet_util::cache_dir().join("work"));
     let rt = runtime()?;
     let report = rt.block_on(async {
-        let queue = RedisQueue::connect(rcfg).await.context("connecting to the queue")?;
         let shutdown = on_signals().context("installing signal handlers")?;
-        tracing::info!(consumer = %opts.consumer, run = %opts.run, "worker connected");
-        let f = factory(&opts);
-        run_worker(queue, opts, f, shutdown).await.context("worker")
+        let board = Board::Redis(RedisBoard::new(&rcfg)?);
+        let Some(published) = wait_for_settings(&board, shutdown.clone(), Duration::from_secs(2))
+            .await
+            .with_context(|| format!("reading the settings of run {run}"))?
+        else {
+            return Ok(None);
+        };
+        let settings = FleetSettings::for_worker(Some(&published), &overrides)?;
+        settings.apply_to(&mut rcfg);
+        let opts = WorkerOptions {
+            consumer: Consumer::local(&args.device)?,
+            run: run.clone(),
+            settings,
+            max_jobs: args.max_jobs,
+            work_dir: Some(work_dir),
+            device: args.device.clone(),
+            data_dir: args.data_dir.clone(),
+        };
+        let queue = RedisQueue::connect(rcfg).await.context("connecting to the queue")?;
+        tracing::info!(consumer = %opts.consumer, run = %opts.run, lease = ?opts.settings.lease, "worker connected");
+        let trainers = Trainers::per_thread(opts.data_dir.clone(), &opts.device);
+        run_worker(queue, opts, trainers, shutdown).await.context("worker").map(Some)
     })?;
     // A trainer that ignores its stop flag must not keep the process alive.
     rt.shutdown_timeout(Duration::from_millis(100));
-    eprintln!(
-        "worker done: {} jobs ({} completed, {} dead-lettered, {} given back, {} released on stop)",
-        report.jobs, report.completed, report.dead_lettered, report.abandoned, report.released
-    );
+    match report {
+        Some(report) => eprintln!(
+            "worker done: {} jobs ({} completed, {} dead-lettered, {} given back, {} released on stop)",
+            report.jobs, report.completed, report.dead_lettered, report.abandoned, report.released
+        ),
+        None => eprintln!("worker stopped before run {run}'s controller published its settings"),
+    }
     Ok(())
 }
 
@@ -108,19 +105,20 @@ pub fn controller(cmd: ControllerCommand) -> Result<()> {
     }
 }
 
-fn strategy(cfg: &ExperimentConfig) -> Result<Box<dyn nasfleet_core::strategy::SearchStrategy>> {
-    nasfleet_torch::controller::build_strategy(cfg).context("building the search strategy")
-}
-
 fn controller_start(args: ControllerStartArgs) -> Result<()> {
     let cfg = load_config(&args.config)?;
-    let settings = FleetSettings::from_config(&cfg.fleet);
+    let settings = FleetSettings::from_config(&cfg.fleet)?;
     let rcfg = redis_config(&args.redis, &settings)?;
     let run_dir = args.run_dir.clone().unwrap_or_else(|| Path::new("runs").join(&args.redis.run));
     let rt = runtime()?;
     let summary = rt.block_on(async {
         let queue = RedisQueue::connect(rcfg.clone()).await.context("connecting to the queue")?;
         let board = Board::Redis(RedisBoard::new(&rcfg)?);
+        // Before any job: every worker of the run takes these.
+        board
+            .publish_settings(&RunSettings::of(&cfg))
+            .await
+            .context("publishing the run's settings for its workers")?;
         let opts = ControllerOptions {
             run: args.redis.run.clone(),
             run_dir: run_dir.clone(),
@@ -138,7 +136,8 @@ fn controller_start(args: ControllerStartArgs) -> Result<()> {
             args.redis.run
         );
         let shutdown = on_signals().context("installing signal handlers")?;
-        run_controller(queue, &cfg, strategy(&cfg)?, opts, shutdown).await.context("controller")
+        let strategy = strategy(&cfg).context("building the search strategy")?;
+        run_controller(queue, &cfg, strategy, opts, shutdown).await.context("controller")
     })?;
     print_summary(&summary, &format!("--resume --run {}", args.redis.run));
     Ok(())
@@ -219,21 +218,14 @@ pub fn local(args: LocalArgs) -> Result<()> {
         work_dir: Some(run_dir.join("work")),
         progress: Some(tx),
     };
-    let worker_opts = WorkerOptions {
-        consumer: Consumer::local(&args.device)?,
-        run: run.clone(),
-        settings: FleetSettings::from_config(&cfg.fleet),
-        max_jobs: None,
-        work_dir: opts.work_dir.clone(),
-        device: args.device.clone(),
-        data_dir: args.data_dir.clone(),
-    };
     eprintln!("local: run {run} with {workers} worker(s) in {}", run_dir.display());
     let rt = runtime()?;
     let summary = rt.block_on(async {
         let shutdown = on_signals().context("installing signal handlers")?;
         let progress = tokio::spawn(show_progress(rx));
-        let r = run_local(&cfg, strategy(&cfg)?, factory(&worker_opts), opts, shutdown).await;
+        let strategy = strategy(&cfg).context("building the search strategy")?;
+        let trainers = Trainers::per_thread(args.data_dir.clone(), &args.device);
+        let r = run_local(&cfg, strategy, trainers, opts, shutdown).await;
         progress.abort();
         r.context("local search")
     })?;

@@ -10,7 +10,7 @@ mod data_cmd;
 mod fleet_cmd;
 mod space_cmd;
 mod train_cmd;
-mod trainers;
+mod choose;
 
 use clap::Parser;
 

@@ -28,9 +28,13 @@ use crate::schema::{DecisionType, Step, StepKind, TokenSchema};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DepthSchedule {
+    /// Layers of the first proposals (≥ 1). Paper: 6.
     pub start: usize,
+    /// Layers added at each growth. Paper: 2.
     pub step: usize,
+    /// Proposals between growths (0 = never grow). Paper: 1,600.
     pub every: u64,
+    /// The depth never exceeds this (nor `[limits] max_layers`). Paper: 20.
     pub max: usize,
 }
 
@@ -42,8 +46,9 @@ impl Default for DepthSchedule {
 }
 
 impl DepthSchedule {
+    /// The depth of the proposal after `samples_drawn` earlier proposals.
     pub fn layers_at(&self, samples_drawn: u64) -> usize {
-        let grown = if self.every == 0 { 0 } else { (samples_drawn / self.every) as usize };
+        let grown = samples_drawn.checked_div(self.every).unwrap_or(0) as usize;
         (self.start + self.step.saturating_mul(grown)).min(self.max.max(self.start))
     }
 }
@@ -52,13 +57,20 @@ impl DepthSchedule {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CnnSpace {
+    /// Kernel heights to choose from, in pixels (odd). Paper: 1, 3, 5, 7.
     pub filter_heights: Vec<u32>,
+    /// Kernel widths to choose from, in pixels (odd). Paper: 1, 3, 5, 7.
     pub filter_widths: Vec<u32>,
+    /// Whether each layer also chooses its strides (the paper's "predicting
+    /// strides" variant); otherwise every stride is 1.
     pub predict_strides: bool,
+    /// Strides to choose from when `predict_strides`. Paper: 1, 2, 3.
     pub strides: Vec<u32>,
+    /// Filter counts (output channels) to choose from. Paper: 24, 36, 48, 64.
     pub num_filters: Vec<u32>,
     /// Layer indices (0-based) after which a 2×2 max-pool is applied (v3).
     pub max_pool_after: Vec<usize>,
+    /// How the number of layers grows during a search.
     pub depth: DepthSchedule,
 }
 
@@ -79,21 +91,30 @@ impl Default for CnnSpace {
 /// Decision-type indices of the CNN schema; fixed whatever the settings, so a
 /// controller's embedding tables survive a change of depth.
 pub const D_FILTER_HEIGHT: usize = 0;
+/// Decision type of a layer's kernel width.
 pub const D_FILTER_WIDTH: usize = 1;
+/// Decision type of a layer's vertical stride (present with `predict_strides`).
 pub const D_STRIDE_HEIGHT: usize = 2;
+/// Decision type of a layer's horizontal stride (present with `predict_strides`).
 pub const D_STRIDE_WIDTH: usize = 3;
+/// Decision type of a layer's filter count.
 pub const D_NUM_FILTERS: usize = 4;
 
 /// One convolutional layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CnnLayer {
+    /// Kernel height in pixels (odd).
     pub filter_height: u32,
+    /// Kernel width in pixels (odd).
     pub filter_width: u32,
+    /// Vertical stride in pixels (default 1).
     #[serde(default = "one")]
     pub stride_height: u32,
+    /// Horizontal stride in pixels (default 1).
     #[serde(default = "one")]
     pub stride_width: u32,
+    /// Number of filters: the layer's output channels.
     pub filters: u32,
     /// Earlier layers feeding this one (strictly increasing); empty = the image.
     #[serde(default)]
@@ -108,7 +129,10 @@ fn one() -> u32 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CnnArch {
+    /// The layers in order; a layer's inputs are earlier layers.
     pub layers: Vec<CnnLayer>,
+    /// Layer indices (0-based, strictly increasing) after which a 2×2
+    /// max-pool is applied: the space's fixed positions below the depth.
     #[serde(default)]
     pub max_pool_after: Vec<usize>,
 }
@@ -126,6 +150,7 @@ impl CnnSpace {
         }
     }
 
+    /// The token schema of an architecture with `layers` layers.
     pub fn schema(&self, layers: usize) -> TokenSchema {
         let decisions = vec![
             DecisionType { name: "filter_height".into(), choices: values(&self.filter_heights) },
@@ -168,6 +193,9 @@ impl CnnSpace {
         (self.token_count(l) == n).then_some(l)
     }
 
+    /// The architecture a complete token sequence stands for; its length
+    /// gives the depth. Errors name the nearest valid lengths or the
+    /// offending token.
     pub fn decode(&self, tokens: &[u32]) -> Result<CnnArch, ArchError> {
         let l = self.layers_for_token_count(tokens.len()).ok_or_else(|| {
             let mut l = 0;
@@ -207,6 +235,8 @@ impl CnnSpace {
         Ok(CnnArch { layers, max_pool_after })
     }
 
+    /// The tokens of `arch`, the inverse of [`decode`](Self::decode); refuses
+    /// an architecture this space cannot emit.
     pub fn encode(&self, arch: &CnnArch) -> Result<Vec<u32>, ArchError> {
         self.check_membership(arch)?;
         let idx = |set: &[u32], v: u32| set.iter().position(|&x| x == v).unwrap_or(0) as u32;
@@ -396,26 +426,36 @@ fn concat_shape(srcs: &[(usize, usize, usize)]) -> (usize, usize, usize) {
 pub struct ResolvedLayer {
     /// Rule 1: no chosen input, so the image is the input.
     pub takes_image: bool,
+    /// The earlier layers concatenated into this one's input.
     pub inputs: Vec<usize>,
     /// [C, H, W] after padding + concatenation of the inputs.
     pub input_shape: [usize; 3],
+    /// [C, H, W] of the convolution's output, before any max-pool.
     pub conv_output_shape: [usize; 3],
     /// After the optional max-pool: what consumers see.
     pub output_shape: [usize; 3],
+    /// Whether a 2×2 max-pool follows this layer.
     pub pooled: bool,
+    /// Trainable parameters: convolution weights plus batch-norm weight and bias.
     pub params: u64,
+    /// Multiply-accumulates of the convolution for one image.
     pub macs: u64,
 }
 
 /// The resolved network with its costs for one input shape and class count.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CnnGraph {
+    /// [C, H, W] of one input image.
     pub input_shape: [usize; 3],
+    /// Number of classes of the classifier.
     pub classes: usize,
+    /// Every layer, in order.
     pub layers: Vec<ResolvedLayer>,
     /// Rule 2: layers nobody consumes, concatenated into the classifier.
     pub final_inputs: Vec<usize>,
+    /// [C, H, W] of that concatenation, before global average pooling.
     pub final_shape: [usize; 3],
+    /// Weights and biases of the final linear layer.
     pub classifier_params: u64,
     /// Trainable parameters (conv weights, BN weight+bias, linear weight+bias).
     pub params: u64,

@@ -20,15 +20,19 @@ pub use rnn_cell::{CellArch, CellSpace};
 /// Which search space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SpaceKind {
+    /// The paper's CIFAR-10 convolutional space (`"cnn"`).
     #[serde(rename = "cnn")]
     Cnn,
+    /// The paper's recurrent-cell space for language models (`"rnn-cell"`).
     #[serde(rename = "rnn-cell")]
     RnnCell,
+    /// The NAS-Bench-201 cell space (`"nb201"`).
     #[serde(rename = "nb201")]
     Nb201,
 }
 
 impl SpaceKind {
+    /// The space's name in configs and JSON: `cnn`, `rnn-cell` or `nb201`.
     pub fn name(self) -> &'static str {
         match self {
             SpaceKind::Cnn => "cnn",
@@ -60,12 +64,16 @@ impl FromStr for SpaceKind {
 /// strategies talk to, so none of them knows which space it searches.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Space {
+    /// The CNN space with its value sets and depth schedule.
     Cnn(CnnSpace),
+    /// The recurrent-cell space with its base and value sets.
     RnnCell(CellSpace),
+    /// The NAS-Bench-201 cell space (no settings).
     Nb201,
 }
 
 impl Space {
+    /// Which space this is.
     pub fn kind(&self) -> SpaceKind {
         match self {
             Space::Cnn(_) => SpaceKind::Cnn,
@@ -97,6 +105,7 @@ impl Space {
         self.schema(1).decisions
     }
 
+    /// The architecture a complete token sequence of this space stands for.
     pub fn decode(&self, tokens: &[u32]) -> Result<Architecture, ArchError> {
         Ok(match self {
             Space::Cnn(s) => Architecture::Cnn(s.decode(tokens)?),
@@ -105,6 +114,8 @@ impl Space {
         })
     }
 
+    /// The tokens of `arch`, the inverse of [`decode`](Self::decode); refuses
+    /// an architecture of another space or one this space cannot emit.
     pub fn encode(&self, arch: &Architecture) -> Result<Vec<u32>, ArchError> {
         match (self, arch) {
             (Space::Cnn(s), Architecture::Cnn(a)) => s.encode(a),

@@ -22,17 +22,23 @@ use crate::schema::{DecisionType, Step, StepKind, TokenSchema};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Nb201Op {
+    /// No connection: the edge contributes zeros (`none`).
     None,
+    /// Identity (`skip_connect`).
     SkipConnect,
+    /// ReLU, 1×1 convolution, batch norm (`nor_conv_1x1`).
     #[serde(rename = "nor_conv_1x1")]
     NorConv1x1,
+    /// ReLU, 3×3 convolution, batch norm (`nor_conv_3x3`).
     #[serde(rename = "nor_conv_3x3")]
     NorConv3x3,
+    /// 3×3 average pooling, stride 1 (`avg_pool_3x3`).
     #[serde(rename = "avg_pool_3x3")]
     AvgPool3x3,
 }
 
 impl Nb201Op {
+    /// Every op, in token order (an op's token is its index here).
     pub const ALL: [Nb201Op; 5] = [
         Nb201Op::None,
         Nb201Op::SkipConnect,
@@ -52,6 +58,7 @@ impl Nb201Op {
         }
     }
 
+    /// The op of an NB201-string name (`"nor_conv_3x3"`), if it is one.
     pub fn from_name(s: &str) -> Option<Nb201Op> {
         Nb201Op::ALL.iter().copied().find(|op| op.name() == s)
     }
@@ -72,6 +79,7 @@ impl Nb201Op {
         }
     }
 
+    /// The op of a NASLib op index (0..=4), if it is one.
     pub fn from_naslib_index(i: u8) -> Option<Nb201Op> {
         Some(match i {
             0 => Nb201Op::SkipConnect,
@@ -99,6 +107,8 @@ pub struct Nb201Arch {
 }
 
 impl Nb201Arch {
+    /// The token schema: six choice steps, one per edge in [`EDGES`] order,
+    /// over the five ops.
     pub fn schema() -> TokenSchema {
         TokenSchema {
             decisions: vec![DecisionType {
@@ -115,10 +125,12 @@ impl Nb201Arch {
         }
     }
 
+    /// The six tokens (each op's [`Nb201Op::token`]), in [`EDGES`] order.
     pub fn encode(&self) -> Vec<u32> {
         self.ops.iter().map(|o| o.token()).collect()
     }
 
+    /// The cell of six tokens, the inverse of [`encode`](Self::encode).
     pub fn decode(tokens: &[u32]) -> Result<Self, ArchError> {
         if tokens.len() != 6 {
             return Err(ArchError::TokenCount { expected: 6, found: tokens.len() });
@@ -135,10 +147,12 @@ impl Nb201Arch {
         Ok(Nb201Arch { ops })
     }
 
+    /// NASLib's index tuple (NASLib op indices, in [`EDGES`] order).
     pub fn to_naslib_tuple(&self) -> [u8; 6] {
         self.ops.map(|o| o.naslib_index())
     }
 
+    /// The cell of a NASLib index tuple; an index outside 0..=4 is an error.
     pub fn from_naslib_tuple(t: [u8; 6]) -> Result<Self, ArchError> {
         let mut ops = [Nb201Op::None; 6];
         for (i, &v) in t.iter().enumerate() {
@@ -166,6 +180,8 @@ impl Nb201Arch {
         )
     }
 
+    /// Parses an NB201 string (the form [`to_nb201_string`](Self::to_nb201_string)
+    /// writes); errors say which group or edge is wrong.
     pub fn parse_nb201_str(s: &str) -> Result<Self, ArchError> {
         let bad = |why: String| ArchError::invalid("nb201 string", format!("{why} in {s:?}"));
         let groups: Vec<&str> = s.trim().split('+').collect();

@@ -25,10 +25,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{check_feedback, f64_bits, from_json_checkpoint, mean_reward, proposal, schema_for_tokens, to_json_checkpoint};
+use super::{check_feedback, f64_bits, from_json_checkpoint, proposal, schema_for_tokens, to_json_checkpoint};
 use super::{Feedback, Proposal, SearchStrategy, StrategyError, UpdateStats};
 use crate::config::EvolutionConfig;
-use crate::schema::{StepKind, TokenSchema};
+use crate::schema::TokenSchema;
 use crate::space::Space;
 
 const NAME: &str = "evolution";
@@ -141,39 +141,15 @@ impl RegularizedEvolution {
 /// `prefix` followed by uniform tokens for the rest of `schema`'s steps.
 fn extend_uniform(schema: &TokenSchema, prefix: &[u32], rng: &mut ChaCha8Rng) -> Vec<u32> {
     let mut out = prefix.to_vec();
-    let mut pos = 0;
-    for step in &schema.steps {
-        let (count, choices) = match step.kind {
-            StepKind::Choice { .. } => (1, schema.choices(step) as u32),
-            StepKind::Anchor { layer } => (layer, 2),
-        };
-        for _ in 0..count {
-            if pos >= prefix.len() {
-                out.push(rng.gen_range(0..choices));
-            }
-            pos += 1;
-        }
-    }
+    out.extend(schema.token_choices().skip(prefix.len()).map(|choices| rng.gen_range(0..choices)));
     out
 }
 
 /// Resamples one token (uniform over the positions that have an alternative)
 /// to a different value, uniform over the step's other choices.
 fn mutate_one(schema: &TokenSchema, tokens: &mut [u32], rng: &mut ChaCha8Rng) {
-    let mut positions: Vec<(usize, u32)> = Vec::with_capacity(tokens.len());
-    let mut pos = 0;
-    for step in &schema.steps {
-        let (count, choices) = match step.kind {
-            StepKind::Choice { .. } => (1, schema.choices(step) as u32),
-            StepKind::Anchor { layer } => (layer, 2),
-        };
-        for _ in 0..count {
-            if choices >= 2 {
-                positions.push((pos, choices));
-            }
-            pos += 1;
-        }
-    }
+    let positions: Vec<(usize, u32)> =
+        schema.token_choices().enumerate().filter(|&(_, choices)| choices >= 2).collect();
     if positions.is_empty() {
         // Every step has a single choice: the space has one architecture.
         return;
@@ -208,14 +184,7 @@ impl SearchStrategy for RegularizedEvolution {
             }
         }
         self.state.version += 1;
-        Ok(UpdateStats {
-            loss: 0.0,
-            baseline: 0.0,
-            mean_reward: mean_reward(batch),
-            entropy: 0.0,
-            grad_norm: 0.0,
-            policy_version: self.state.version,
-        })
+        Ok(UpdateStats::without_gradient(batch, 0.0, self.state.version))
     }
 
     fn policy_version(&self) -> u64 {

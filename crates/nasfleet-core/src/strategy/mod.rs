@@ -66,6 +66,14 @@ pub struct UpdateStats {
     pub policy_version: u64,
 }
 
+impl UpdateStats {
+    /// The stats of an update without a loss, baseline or gradient (random
+    /// search, evolution): those report 0, `mean_reward` is the batch's mean.
+    pub fn without_gradient(batch: &[Feedback], entropy: f64, policy_version: u64) -> Self {
+        UpdateStats { loss: 0.0, baseline: 0.0, mean_reward: mean_reward(batch), entropy, grad_norm: 0.0, policy_version }
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum StrategyError {
     #[error("invalid feedback: {0}")]

@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{check_feedback, from_json_checkpoint, mean_reward, proposal, to_json_checkpoint};
+use super::{check_feedback, from_json_checkpoint, proposal, to_json_checkpoint};
 use super::{Feedback, Proposal, SearchStrategy, StrategyError, UpdateStats};
 use crate::space::Space;
 
@@ -67,14 +67,7 @@ impl SearchStrategy for RandomSearch {
         let entropy = schemas.iter().map(|s| s.log10_size() * std::f64::consts::LN_10).sum::<f64>()
             / schemas.len() as f64;
         self.state.version += 1;
-        Ok(UpdateStats {
-            loss: 0.0,
-            baseline: 0.0,
-            mean_reward: mean_reward(batch),
-            entropy,
-            grad_norm: 0.0,
-            policy_version: self.state.version,
-        })
+        Ok(UpdateStats::without_gradient(batch, entropy, self.state.version))
     }
 
     fn policy_version(&self) -> u64 {

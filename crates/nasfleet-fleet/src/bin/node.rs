@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use nasfleet_core::strategy::build_pure_strategy;
 use nasfleet_core::ExperimentConfig;
-use nasfleet_fleet::fake::{fake_factory, CrashMode, FakeTrainerConfig};
+use nasfleet_fleet::fake::{fake_trainers, CrashMode, FakeTrainerConfig};
 use nasfleet_fleet::{
     on_signals, run_controller, run_worker, Board, ControllerOptions, FleetSettings, Point, RedisBoard,
     WorkerOptions,
@@ -147,7 +147,7 @@ async fn worker(a: Args) -> Result<(), String> {
     // The tests read this line to map a pid to its consumer name.
     eprintln!("consumer {}", opts.consumer.name());
     let shutdown = on_signals().map_err(|e| e.to_string())?;
-    let report = run_worker(queue, opts, fake_factory(fake), shutdown)
+    let report = run_worker(queue, opts, fake_trainers(fake), shutdown)
         .await
         .map_err(|e| e.to_string())?;
     println!("{}", serde_json::to_string(&report).unwrap_or_default());
@@ -176,7 +176,7 @@ fn crash_point(spec: &str) -> Result<Point, String> {
 
 async fn controller(a: Args) -> Result<(), String> {
     let cfg = ExperimentConfig::load(&PathBuf::from(a.get("config")?)).map_err(|e| e.to_string())?;
-    let settings = FleetSettings::from_config(&cfg.fleet);
+    let settings = FleetSettings::from_config(&cfg.fleet).map_err(|e| e.to_string())?;
     let run = a.get("run")?;
     let rcfg = settings.redis_config(&a.get("redis")?, &run);
     let queue = RedisQueue::connect(rcfg.clone()).await.map_err(|e| e.to_string())?;

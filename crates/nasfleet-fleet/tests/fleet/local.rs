@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use nasfleet_core::strategy::build_pure_strategy;
 use nasfleet_core::trainer::JobSpec;
-use nasfleet_fleet::fake::{fake_factory, fake_reward, FakeTrainerConfig};
+use nasfleet_fleet::fake::{fake_trainers, fake_reward, FakeTrainerConfig};
 use nasfleet_fleet::rundir::files;
 use nasfleet_fleet::{run_local, shutdown_pair, Board, FleetError, FleetSettings, LocalOptions};
 use nasfleet_queue::testing::TempDir;
@@ -41,7 +41,7 @@ async fn the_update_sequence_does_not_depend_on_workers_or_timing() {
         };
         let s = within(
             60,
-            run_local(&cfg, build_pure_strategy(&cfg).unwrap(), fake_factory(fake), local_opts(&dir, workers, false), shutdown_pair().1),
+            run_local(&cfg, build_pure_strategy(&cfg).unwrap(), fake_trainers(fake), local_opts(&dir, workers, false), shutdown_pair().1),
         )
         .await
         .unwrap();
@@ -82,7 +82,7 @@ async fn a_stopped_local_run_resumes_to_the_uninterrupted_result() {
     };
     let run = tokio::spawn({
         let (cfg, fake) = (cfg.clone(), fake.clone());
-        async move { run_local(&cfg, build_pure_strategy(&cfg).unwrap(), fake_factory(fake), opts, shutdown).await }
+        async move { run_local(&cfg, build_pure_strategy(&cfg).unwrap(), fake_trainers(fake), opts, shutdown).await }
     });
     within(30, rx.wait_for(|s: &nasfleet_fleet::ControllerState| s.applied >= 6)).await.unwrap();
     stop.trigger();
@@ -91,7 +91,7 @@ async fn a_stopped_local_run_resumes_to_the_uninterrupted_result() {
     assert!(first.state.applied < 16);
     let second = within(
         60,
-        run_local(&cfg, build_pure_strategy(&cfg).unwrap(), fake_factory(fake), local_opts(&dir, 3, true), shutdown_pair().1),
+        run_local(&cfg, build_pure_strategy(&cfg).unwrap(), fake_trainers(fake), local_opts(&dir, 3, true), shutdown_pair().1),
     )
     .await
     .unwrap();
@@ -105,27 +105,27 @@ async fn starting_over_a_run_or_resuming_with_another_config_is_refused() {
     let dir = TempDir::new("nasfleet-refusals").unwrap();
     let fake = FakeTrainerConfig::default();
     // Nothing to resume yet.
-    let e = run_local(&cfg, build_pure_strategy(&cfg).unwrap(), fake_factory(fake.clone()), local_opts(&dir, 1, true), shutdown_pair().1)
+    let e = run_local(&cfg, build_pure_strategy(&cfg).unwrap(), fake_trainers(fake.clone()), local_opts(&dir, 1, true), shutdown_pair().1)
         .await
         .unwrap_err();
     assert!(matches!(&e, FleetError::Refused(m) if m.contains("no checkpoint")), "{e}");
-    within(30, run_local(&cfg, build_pure_strategy(&cfg).unwrap(), fake_factory(fake.clone()), local_opts(&dir, 1, false), shutdown_pair().1))
+    within(30, run_local(&cfg, build_pure_strategy(&cfg).unwrap(), fake_trainers(fake.clone()), local_opts(&dir, 1, false), shutdown_pair().1))
         .await
         .unwrap();
     // A second start over the same run directory.
-    let e = run_local(&cfg, build_pure_strategy(&cfg).unwrap(), fake_factory(fake.clone()), local_opts(&dir, 1, false), shutdown_pair().1)
+    let e = run_local(&cfg, build_pure_strategy(&cfg).unwrap(), fake_trainers(fake.clone()), local_opts(&dir, 1, false), shutdown_pair().1)
         .await
         .unwrap_err();
     assert!(matches!(&e, FleetError::Refused(m) if m.contains("--resume")), "{e}");
     // Resuming with a changed config.
     let mut other = cfg.clone();
     other.search.seed += 1;
-    let e = run_local(&other, build_pure_strategy(&other).unwrap(), fake_factory(fake.clone()), local_opts(&dir, 1, true), shutdown_pair().1)
+    let e = run_local(&other, build_pure_strategy(&other).unwrap(), fake_trainers(fake.clone()), local_opts(&dir, 1, true), shutdown_pair().1)
         .await
         .unwrap_err();
     assert!(matches!(&e, FleetError::Refused(m) if m.contains("config differs")), "{e}");
     // Resuming a finished run is a no-op that reports it finished.
-    let s = run_local(&cfg, build_pure_strategy(&cfg).unwrap(), fake_factory(fake), local_opts(&dir, 1, true), shutdown_pair().1)
+    let s = run_local(&cfg, build_pure_strategy(&cfg).unwrap(), fake_trainers(fake), local_opts(&dir, 1, true), shutdown_pair().1)
         .await
         .unwrap();
     assert!(s.finished);
@@ -138,7 +138,7 @@ async fn starting_over_a_run_or_resuming_with_another_config_is_refused() {
 async fn untrusted_results_are_validated() {
     let cfg = config(4, 4, 4, 1);
     let dir = TempDir::new("nasfleet-untrusted").unwrap();
-    let queue = MemoryQueue::new(FleetSettings::from_config(&cfg.fleet).queue_config()).unwrap();
+    let queue = MemoryQueue::new(FleetSettings::from_config(&cfg.fleet).unwrap().queue_config()).unwrap();
     let run_dir = dir.path().join("run");
     let ctrl = spawn_controller(queue.clone(), &cfg, "r", &run_dir, false, Board::memory());
     let rogue = Consumer::new("rogue", "cpu").unwrap();

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use nasfleet_fleet::fake::FakeTrainerConfig;
-use nasfleet_fleet::{collect_status, Board, ControllerState, RedisBoard};
+use nasfleet_fleet::{collect_status, Board, ControllerState, RedisBoard, RunSettings};
 use nasfleet_queue::testing::{generate_tls, RedisServer, RedisServerOptions, TempDir};
 use nasfleet_queue::{Consumer, JobQueue, QueueError, RedisQueue, TlsFiles};
 
@@ -73,11 +73,23 @@ async fn acl_users_run_a_fleet_with_least_privilege() {
         worker.read_results(&me, 10, std::time::Duration::from_millis(10)).await,
     );
     denied("viewer enqueue", viewer.enqueue("sec-000099", "{}").await);
-    let e = viewer_board.publish(&c).await.unwrap_err();
+    let viewer_board = Board::Redis(viewer_board);
+    let e = viewer_board.try_publish(&c).await.unwrap_err().to_string();
     assert!(e.contains("no permissions"), "viewer wrote the controller state: {e}");
-    let worker_board = RedisBoard::new(&redis_config(&url("worker"), RUN, &cfg)).unwrap();
+    let worker_board = Board::Redis(RedisBoard::new(&redis_config(&url("worker"), RUN, &cfg)).unwrap());
     let e = worker_board.read().await.unwrap_err().to_string();
     assert!(e.contains("no permissions"), "worker read the controller state: {e}");
+    // The run's settings: the controller publishes them, workers and the
+    // viewer read them, neither may change them.
+    let settings = RunSettings::of(&cfg);
+    let controller_board = Board::Redis(RedisBoard::new(&redis_config(&url("controller"), RUN, &cfg)).unwrap());
+    controller_board.publish_settings(&settings).await.unwrap();
+    assert_eq!(worker_board.settings().await.unwrap(), Some(settings.clone()));
+    assert_eq!(viewer_board.settings().await.unwrap(), Some(settings.clone()));
+    for (who, board) in [("worker", &worker_board), ("viewer", &viewer_board)] {
+        let e = board.publish_settings(&settings).await.unwrap_err().to_string();
+        assert!(e.contains("no permissions"), "{who} wrote the run's settings: {e}");
+    }
     // The default user is off: no anonymous access at all.
     let e = RedisQueue::connect(redis_config(&server.url(), RUN, &cfg)).await.unwrap_err();
     assert!(e.is_permission_denied() && e.to_string().contains("NOAUTH"), "{e}");

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use nasfleet_core::config::{FleetConfig, StrategyKind};
 use nasfleet_core::strategy::build_pure_strategy;
 use nasfleet_core::ExperimentConfig;
-use nasfleet_fleet::fake::{fake_factory, FakeTrainerConfig};
+use nasfleet_fleet::fake::{fake_trainers, FakeTrainerConfig};
 use nasfleet_fleet::rundir::{files, read_checkpoint, read_lines, HistoryLine, UpdateLine};
 use nasfleet_fleet::{
     run_controller, run_local, run_worker, shutdown_pair, Board, ControllerOptions, ControllerSummary,
@@ -110,7 +110,7 @@ pub async fn reference(cfg: &ExperimentConfig, fake: FakeTrainerConfig) -> Proje
         progress: None,
     };
     let strategy = build_pure_strategy(cfg).unwrap();
-    let summary = within(60, run_local(cfg, strategy, fake_factory(fake), opts, shutdown_pair().1))
+    let summary = within(60, run_local(cfg, strategy, fake_trainers(fake), opts, shutdown_pair().1))
         .await
         .expect("reference run");
     assert!(summary.finished);
@@ -142,7 +142,7 @@ where
 }
 
 pub fn redis_config(url: &str, run: &str, cfg: &ExperimentConfig) -> RedisQueueConfig {
-    let mut c = FleetSettings::from_config(&cfg.fleet).redis_config(url, run);
+    let mut c = FleetSettings::from_config(&cfg.fleet).unwrap().redis_config(url, run);
     c.response_timeout = Duration::from_secs(2);
     c.connect_timeout = Duration::from_secs(2);
     c.block_margin = Duration::from_secs(2);
@@ -233,13 +233,13 @@ pub fn spawn_worker_max<Q: JobQueue>(
     let opts = WorkerOptions {
         consumer,
         run: run.into(),
-        settings: FleetSettings::from_config(&cfg.fleet),
+        settings: FleetSettings::from_config(&cfg.fleet).unwrap(),
         max_jobs,
         work_dir,
         device: "cpu".into(),
         data_dir: None,
     };
-    let handle = tokio::spawn(run_worker(queue, opts, fake_factory(fake), shutdown));
+    let handle = tokio::spawn(run_worker(queue, opts, fake_trainers(fake), shutdown));
     InProcessWorker { handle, stop, name }
 }
 

@@ -5,11 +5,13 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use nasfleet_queue::{
-    Completion, EnqueueOutcome, JobOutcome, JobQueue, Lease, QueueConfig, QueueError,
+    Completion, EnqueueOutcome, JobOutcome, JobQueue, QueueConfig, QueueError,
     REASON_MAX_DELIVERIES,
 };
 
-use crate::support::{config, consumer, Harness};
+use crate::support::{
+    assert_each_job_finished_once, config, consumer, fetch_now, only_result, results, Harness,
+};
 
 /// Long enough never to expire during a test.
 const LONG: Duration = Duration::from_secs(600);
@@ -17,10 +19,6 @@ const LONG: Duration = Duration::from_secs(600);
 const SHORT: Duration = Duration::from_millis(1000);
 /// Comfortably past a SHORT lease.
 const PAST_SHORT: Duration = Duration::from_millis(1150);
-
-async fn fetch_now<Q: JobQueue>(q: &Q, who: &nasfleet_queue::Consumer) -> Option<Lease> {
-    q.fetch(who, Duration::ZERO).await.expect("fetch")
-}
 
 async fn enqueue_is_idempotent<H: Harness>(h: &mut H) {
     let q = h.queue(config(LONG)).await;
@@ -129,13 +127,8 @@ async fn duplicate_completion_is_recorded_once<H: Harness>(h: &mut H) {
     );
     let s = q.status(10).await.unwrap();
     assert_eq!((s.results, s.outcomes, s.dead_total), (1, 1, 0));
-    let events = q
-        .read_results(&consumer("ctl"), 10, Duration::ZERO)
-        .await
-        .unwrap();
-    assert_eq!(events.len(), 1);
     assert_eq!(
-        events[0].outcome,
+        only_result(&q).await.outcome,
         JobOutcome::Ok {
             result: "first".into()
         }
@@ -179,12 +172,7 @@ async fn lease_expiry_reassigns_and_fences_the_stale_owner<H: Harness>(h: &mut H
 
     let s = q.status(10).await.unwrap();
     assert_eq!((s.results, s.outcomes, s.in_flight_total), (1, 1, 0));
-    let events = q
-        .read_results(&consumer("ctl"), 10, Duration::ZERO)
-        .await
-        .unwrap();
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].by, b.name());
+    assert_eq!(only_result(&q).await.by, b.name());
 }
 
 async fn heartbeat_extends_the_lease<H: Harness>(h: &mut H) {
@@ -302,13 +290,8 @@ async fn poison_job_is_dead_lettered_after_the_limit<H: Harness>(h: &mut H) {
     );
     assert_eq!(d.deliveries, 4);
     assert_eq!(d.payload, "crashes-every-time");
-    let events = q
-        .read_results(&consumer("ctl"), 10, Duration::ZERO)
-        .await
-        .unwrap();
-    assert_eq!(events.len(), 1);
     assert!(
-        matches!(&events[0].outcome, JobOutcome::Dead { reason, .. } if reason == REASON_MAX_DELIVERIES)
+        matches!(&only_result(&q).await.outcome, JobOutcome::Dead { reason, .. } if reason == REASON_MAX_DELIVERIES)
     );
     assert_eq!(
         q.enqueue("poison", "again").await.unwrap(),
@@ -362,10 +345,7 @@ async fn dead_letter_is_permanent<H: Harness>(h: &mut H) {
     assert_eq!(d.error.len(), nasfleet_queue::MAX_ERROR_TEXT_LEN);
     assert_eq!(d.payload, r#"{"layers":1000000}"#);
     assert_eq!((d.deliveries, d.consumer.as_str()), (1, a.name()));
-    let events = q
-        .read_results(&consumer("ctl"), 10, Duration::ZERO)
-        .await
-        .unwrap();
+    let events = results(&q, 10).await;
     assert!(
         matches!(&events[0].outcome, JobOutcome::Dead { reason, .. } if reason == "over_budget")
     );
@@ -573,18 +553,7 @@ async fn many_workers_finish_every_job_exactly_once<H: Harness>(h: &mut H) {
     for t in tasks {
         t.await.unwrap();
     }
-    let s = q.status(0).await.unwrap();
-    assert_eq!(
-        (s.outcomes, s.results, s.dead_total),
-        (JOBS as u64, JOBS as u64, 0)
-    );
-    assert_eq!((s.depth, s.in_flight_total), (0, 0));
-    let events = q
-        .read_results(&consumer("ctl"), 100, Duration::ZERO)
-        .await
-        .unwrap();
-    let jobs: BTreeSet<String> = events.iter().map(|e| e.job_id.clone()).collect();
-    assert_eq!((events.len(), jobs.len()), (JOBS, JOBS));
+    assert_each_job_finished_once(&q, JOBS).await;
 }
 
 macro_rules! conformance {

@@ -1,15 +1,18 @@
 //! Redis-only fault tests: what the in-memory backend cannot have (a server
 //! that dies, a network that fails, replies that get lost).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use nasfleet_queue::testing::{RedisServer, RedisServerOptions, TcpProxy};
+use nasfleet_queue::testing::{RedisServer, RedisServerOptions};
 use nasfleet_queue::{Completion, Consumer, EnqueueOutcome, JobQueue, QueueError, RedisQueue};
 
-use crate::support::{config, consumer, redis_config};
+use crate::support::{
+    assert_each_job_finished_once, config, consumer, fetch_now, only_result, redis_config,
+    redis_queue, CutScenario,
+};
 
 /// Polls `check` every 50 ms, at most `tries` times; panics with `what` if it
 /// never holds.
@@ -116,36 +119,14 @@ async fn jobs_in_flight_survive_redis_kill_9_and_restart() {
         mine.values().all(|n| *n == 1),
         "no job completed twice: {mine:?}"
     );
-
-    let s = ctl.status(10).await.unwrap();
-    assert_eq!(
-        (s.outcomes, s.results, s.dead_total),
-        (JOBS as u64, JOBS as u64, 0)
-    );
-    assert_eq!((s.depth, s.in_flight_total), (0, 0));
-    let events = ctl
-        .read_results(&consumer("ctl"), 100, Duration::ZERO)
-        .await
-        .unwrap();
-    let jobs: BTreeSet<String> = events.iter().map(|e| e.job_id.clone()).collect();
-    assert_eq!(
-        (events.len(), jobs.len()),
-        (JOBS, JOBS),
-        "one result per job"
-    );
+    assert_each_job_finished_once(&ctl, JOBS).await;
     drop(server);
 }
 
 #[tokio::test]
 async fn function_library_is_reloaded_after_a_restart_without_persistence() {
     let mut server = RedisServer::start().unwrap();
-    let q = RedisQueue::connect(redis_config(
-        server.url(),
-        "reload",
-        config(Duration::from_secs(60)),
-    ))
-    .await
-    .unwrap();
+    let q = redis_queue(server.url(), "reload", Duration::from_secs(60)).await;
     q.enqueue("j1", "p").await.unwrap();
     server.restart().unwrap();
     // Everything is gone, the library included; the default user may load it.
@@ -158,92 +139,51 @@ async fn function_library_is_reloaded_after_a_restart_without_persistence() {
 
 #[tokio::test]
 async fn network_cut_shorter_than_the_lease_keeps_the_job() {
-    let server = RedisServer::start().unwrap();
-    let proxy = TcpProxy::start(server.addr()).await.unwrap();
-    let queue_cfg = config(Duration::from_secs(6));
-    let a_q = RedisQueue::connect(redis_config(proxy.url(), "cut", queue_cfg))
-        .await
-        .unwrap();
-    let b_q = RedisQueue::connect(redis_config(server.url(), "cut", queue_cfg))
-        .await
-        .unwrap();
-    b_q.enqueue("j1", "p").await.unwrap();
-    let (a, b) = (consumer("a"), consumer("b"));
-    let lease = a_q.fetch(&a, Duration::ZERO).await.unwrap().unwrap();
-
-    proxy.cut();
-    let heartbeat = {
-        let (q, a, lease) = (a_q.clone(), a.clone(), lease.clone());
-        tokio::spawn(async move { q.heartbeat(&a, &lease, "{}").await })
-    };
+    let cut = CutScenario::start(Duration::from_secs(6)).await;
+    let heartbeat = cut.cut_during_heartbeat();
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert!(
-        b_q.fetch(&b, Duration::ZERO).await.unwrap().is_none(),
+        fetch_now(&cut.b_q, &cut.b).await.is_none(),
         "lease still valid"
     );
-    proxy.restore();
+    cut.proxy.restore();
 
     assert!(
         heartbeat.await.unwrap().unwrap(),
         "the heartbeat got through after the cut"
     );
     assert_eq!(
-        a_q.complete(&a, &lease, "a").await.unwrap(),
+        cut.a_q.complete(&cut.a, &cut.lease, "a").await.unwrap(),
         Completion::Recorded
     );
-    let s = b_q.status(10).await.unwrap();
+    let s = cut.b_q.status(10).await.unwrap();
     assert_eq!((s.outcomes, s.results), (1, 1));
 }
 
 #[tokio::test]
 async fn network_cut_longer_than_the_lease_reassigns_without_double_counting() {
-    let server = RedisServer::start().unwrap();
-    let proxy = TcpProxy::start(server.addr()).await.unwrap();
-    let queue_cfg = config(Duration::from_millis(1000));
-    let a_q = RedisQueue::connect(redis_config(proxy.url(), "cut", queue_cfg))
-        .await
-        .unwrap();
-    let b_q = RedisQueue::connect(redis_config(server.url(), "cut", queue_cfg))
-        .await
-        .unwrap();
-    b_q.enqueue("j1", "p").await.unwrap();
-    let (a, b) = (consumer("a"), consumer("b"));
-    let stale = a_q.fetch(&a, Duration::ZERO).await.unwrap().unwrap();
-
-    proxy.cut();
-    let heartbeat = {
-        let (q, a, lease) = (a_q.clone(), a.clone(), stale.clone());
-        tokio::spawn(async move { q.heartbeat(&a, &lease, "{}").await })
-    };
+    let cut = CutScenario::start(Duration::from_millis(1000)).await;
+    let heartbeat = cut.cut_during_heartbeat();
     tokio::time::sleep(Duration::from_millis(1300)).await;
-    let fresh = b_q
-        .fetch(&b, Duration::ZERO)
-        .await
-        .unwrap()
-        .expect("reassigned");
+    let fresh = fetch_now(&cut.b_q, &cut.b).await.expect("reassigned");
     assert_eq!((fresh.job_id.as_str(), fresh.deliveries), ("j1", 2));
     assert_eq!(
-        b_q.complete(&b, &fresh, "b").await.unwrap(),
+        cut.b_q.complete(&cut.b, &fresh, "b").await.unwrap(),
         Completion::Recorded
     );
-    proxy.restore();
+    cut.proxy.restore();
 
     assert!(
         !heartbeat.await.unwrap().unwrap(),
         "the cut-off worker learns it lost the job"
     );
     assert_eq!(
-        a_q.complete(&a, &stale, "a").await.unwrap(),
+        cut.a_q.complete(&cut.a, &cut.lease, "a").await.unwrap(),
         Completion::Duplicate
     );
-    let s = b_q.status(10).await.unwrap();
+    let s = cut.b_q.status(10).await.unwrap();
     assert_eq!((s.outcomes, s.results), (1, 1));
-    let events = b_q
-        .read_results(&consumer("ctl"), 10, Duration::ZERO)
-        .await
-        .unwrap();
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].by, b.name());
+    assert_eq!(only_result(&cut.b_q).await.by, cut.b.name());
 }
 
 #[tokio::test]
@@ -257,7 +197,7 @@ async fn a_blocking_fetch_does_not_stall_heartbeats() {
     let q = RedisQueue::connect(cfg).await.unwrap();
     q.enqueue("j1", "p").await.unwrap();
     let (a, b) = (consumer("a"), consumer("b"));
-    let lease = q.fetch(&a, Duration::ZERO).await.unwrap().unwrap();
+    let lease = fetch_now(&q, &a).await.unwrap();
     let blocked = {
         let (q, b) = (q.clone(), b.clone());
         tokio::spawn(async move { q.fetch(&b, Duration::from_secs(30)).await })
@@ -286,13 +226,7 @@ async fn a_blocking_fetch_does_not_stall_heartbeats() {
 #[tokio::test]
 async fn a_cancelled_fetch_loses_no_job_and_spends_no_delivery() {
     let server = RedisServer::start().unwrap();
-    let q = RedisQueue::connect(redis_config(
-        server.url(),
-        "cancel",
-        config(Duration::from_secs(60)),
-    ))
-    .await
-    .unwrap();
+    let q = redis_queue(server.url(), "cancel", Duration::from_secs(60)).await;
     let (a, b) = (consumer("a"), consumer("b"));
     let cancelled = tokio::time::timeout(
         Duration::from_millis(300),
@@ -324,13 +258,7 @@ async fn a_cancelled_fetch_loses_no_job_and_spends_no_delivery() {
 #[tokio::test]
 async fn a_delivery_whose_reply_was_lost_is_adopted_not_stranded() {
     let server = RedisServer::start().unwrap();
-    let q = RedisQueue::connect(redis_config(
-        server.url(),
-        "lost",
-        config(Duration::from_secs(60)),
-    ))
-    .await
-    .unwrap();
+    let q = redis_queue(server.url(), "lost", Duration::from_secs(60)).await;
     q.enqueue("j1", "p").await.unwrap();
     let a = consumer("a");
     // The server delivers j1 to `a`, but `a` never sees the reply (pitfall 3).
@@ -348,14 +276,10 @@ async fn a_delivery_whose_reply_was_lost_is_adopted_not_stranded() {
         .query_async(&mut raw)
         .await
         .unwrap();
-    let lease = q
-        .fetch(&a, Duration::ZERO)
-        .await
-        .unwrap()
-        .expect("adopted at the next fetch");
+    let lease = fetch_now(&q, &a).await.expect("adopted at the next fetch");
     assert_eq!((lease.job_id.as_str(), lease.deliveries), ("j1", 1));
     // Known now: a second fetch does not hand it out again.
-    assert!(q.fetch(&a, Duration::ZERO).await.unwrap().is_none());
+    assert!(fetch_now(&q, &a).await.is_none());
     assert_eq!(
         q.complete(&a, &lease, "a").await.unwrap(),
         Completion::Recorded

@@ -6,7 +6,7 @@ use std::time::Duration;
 use nasfleet_queue::testing::{generate_tls, RedisServer, RedisServerOptions, TempDir};
 use nasfleet_queue::{Completion, JobOutcome, JobQueue, QueueError, RedisQueue, TlsFiles};
 
-use crate::support::{config, consumer, redis_config};
+use crate::support::{config, consumer, only_result, redis_config};
 
 #[tokio::test]
 async fn queue_works_over_tls_with_a_trusted_ca_only() {
@@ -40,13 +40,8 @@ async fn queue_works_over_tls_with_a_trusted_ca_only() {
         q.complete(&w, &lease, "0.9").await.unwrap(),
         Completion::Recorded
     );
-    let events = q
-        .read_results(&consumer("ctl"), 10, Duration::ZERO)
-        .await
-        .unwrap();
-    assert_eq!(events.len(), 1);
     assert_eq!(
-        events[0].outcome,
+        only_result(&q).await.outcome,
         JobOutcome::Ok {
             result: "0.9".into()
         }

@@ -1,0 +1,134 @@
+//! The controller's queue calls. Every call is idempotent, so each is
+//! retried through outages (Redis restarting, a lost connection) with one
+//! back-off, until it succeeds, fails in a way retrying cannot fix, or
+//! shutdown is requested.
+
+use std::future::Future;
+use std::time::Duration;
+
+use nasfleet_queue::{Consumer, EnqueueOutcome, JobQueue, QueueError, ResultEvent};
+use nasfleet_util::Backoff;
+use tracing::{debug, warn};
+
+use crate::error::{is_fatal, Result};
+use crate::shutdown::Shutdown;
+
+/// The pause between retries: 100 ms, doubling up to 10 s.
+fn backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(100), Duration::from_secs(10))
+}
+
+/// The queue and the shutdown request that interrupts waiting on it.
+pub(super) struct Calls<Q> {
+    pub(super) queue: Q,
+    pub(super) shutdown: Shutdown,
+}
+
+/// Reads results, pausing after failures.
+pub(super) struct Reader {
+    consumer: Consumer,
+    max: usize,
+    block: Duration,
+    backoff: Backoff,
+}
+
+impl Reader {
+    /// Reads up to `max` events at a time for `consumer`, waiting up to `block`.
+    pub(super) fn new(consumer: Consumer, max: usize, block: Duration) -> Self {
+        Reader { consumer, max, block, backoff: backoff() }
+    }
+}
+
+impl<Q: JobQueue> Calls<Q> {
+    /// Retries `call` until it succeeds (`Some`), fails for good (`Err`) or
+    /// shutdown is requested (`None`).
+    async fn retry<T, F, Fut>(&self, op: &'static str, mut call: F) -> Result<Option<T>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = std::result::Result<T, QueueError>>,
+    {
+        let mut backoff = backoff();
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            match call().await {
+                Ok(v) => return Ok(Some(v)),
+                Err(e) if is_fatal(&e) => return Err(e.into()),
+                Err(e) => {
+                    warn!(op, error = %e, "queue call failed; retrying");
+                    if self.shutdown.is_requested() {
+                        return Ok(None);
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff.next_delay()) => {}
+                        _ = shutdown.requested() => return Ok(None),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Enqueues a job (the queue ignores one it has or that finished).
+    /// `Ok(false)`: stopped on request.
+    pub(super) async fn enqueue(&self, id: &str, payload: &str) -> Result<bool> {
+        let r = self.retry("enqueue", move || self.queue.enqueue(id, payload)).await?;
+        match r {
+            None => Ok(false),
+            Some(EnqueueOutcome::Enqueued { .. }) => Ok(true),
+            Some(other) => {
+                debug!(job_id = %id, outcome = ?other, "already known to the queue");
+                Ok(true)
+            }
+        }
+    }
+
+    /// Acknowledges result events. `Ok(false)`: stopped on request (they
+    /// will be re-read and ignored after a resume).
+    pub(super) async fn ack(&self, ids: &[String]) -> Result<bool> {
+        Ok(self.retry("ack_results", move || self.queue.ack_results(ids)).await?.is_some())
+    }
+
+    /// One read of result events. Empty when none came, when shutdown was
+    /// requested, or after a failed read (having paused first).
+    pub(super) async fn read(&self, r: &mut Reader) -> Result<Vec<ResultEvent>> {
+        let mut shutdown = self.shutdown.clone();
+        let read = tokio::select! {
+            read = self.queue.read_results(&r.consumer, r.max, r.block) => read,
+            _ = shutdown.requested() => return Ok(Vec::new()),
+        };
+        match read {
+            Ok(events) => {
+                r.backoff.reset();
+                Ok(events)
+            }
+            Err(e) if is_fatal(&e) => Err(e.into()),
+            Err(e) => {
+                warn!(error = %e, "reading results failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(r.backoff.next_delay()) => {}
+                    _ = shutdown.requested() => {}
+                }
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// Acknowledges result events left pending by a predecessor that
+    /// crashed between its last checkpoint and its acknowledgement (all of
+    /// them are of applied jobs). Best-effort: they would only be re-read.
+    pub(super) async fn drain(&self, r: &Reader) {
+        loop {
+            let ids: Vec<String> = match self.queue.read_results(&r.consumer, r.max, Duration::ZERO).await {
+                Ok(ev) if !ev.is_empty() => ev.into_iter().map(|e| e.id).collect(),
+                Ok(_) => return,
+                Err(e) => {
+                    warn!(error = %e, "cannot read leftover results");
+                    return;
+                }
+            };
+            if let Err(e) = self.queue.ack_results(&ids).await {
+                warn!(error = %e, "cannot acknowledge leftover results");
+                return;
+            }
+        }
+    }
+}
