@@ -114,10 +114,9 @@ fn load(dir: Option<&Path>) -> FakeCheckpoint {
 fn save(dir: Option<&Path>, ck: &FakeCheckpoint) -> Result<(), TrainError> {
     let Some(d) = dir else { return Ok(()) };
     let bytes = serde_json::to_vec(ck).map_err(|e| TrainError::Retryable(format!("checkpoint: {e}")))?;
-    // Unique temp name: after a lease takeover two attempts may share the dir.
-    let tmp = d.join(format!("{CHECKPOINT_FILE}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, d.join(CHECKPOINT_FILE)))
+    // The temporary name is unique per process and write: after a lease
+    // takeover two attempts may share the directory.
+    nasfleet_util::write_atomic(&d.join(CHECKPOINT_FILE), &bytes)
         .map_err(|e| TrainError::Retryable(format!("checkpoint in {}: {e}", d.display())))
 }
 

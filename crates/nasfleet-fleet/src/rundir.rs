@@ -150,24 +150,10 @@ pub struct UpdateLine {
     pub stats: Option<nasfleet_core::strategy::UpdateStats>,
 }
 
-/// Writes `bytes` to `path` atomically: temp file, fsync, rename, fsync dir.
+/// Writes `bytes` to `path` atomically ([`nasfleet_util::write_atomic`]);
+/// an error names `what` and the file.
 pub fn write_atomic(what: &'static str, path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let io = |e| FleetError::io(what, path, e);
-    {
-        let mut f = File::create(&tmp).map_err(io)?;
-        f.write_all(bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
-    }
-    fs::rename(&tmp, path).map_err(io)?;
-    sync_dir(path).map_err(io)
-}
-
-fn sync_dir(path: &Path) -> std::io::Result<()> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => File::open(dir)?.sync_all(),
-        _ => File::open(".")?.sync_all(),
-    }
+    nasfleet_util::write_atomic(path, bytes).map_err(|e| FleetError::io(what, path, e))
 }
 
 /// An append-only JSON-lines file whose length the checkpoint records.

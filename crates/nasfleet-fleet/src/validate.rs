@@ -149,6 +149,16 @@ pub fn validate_job(
             format!("train.batch_size is {}, expected 1 to {MAX_BATCH}", train.batch_size),
         ));
     }
+    // Searches score children on validation data only; the test set belongs
+    // to the final training of a found architecture (`nasfleet train`), which
+    // never goes through the queue. (The CNN recipe has no such switch.)
+    if train.lm.evaluate_test {
+        return Err(Rejection::new(
+            INVALID_RECIPE,
+            "train.lm.evaluate_test is true: a search job may not score the test set (a child's reward \
+             comes from validation data; the test set is for `nasfleet train` on the found architecture)",
+        ));
+    }
     if let Architecture::Cnn(cnn) = &arch {
         let Some(((c, h, w), classes)) = image_dataset_shape(&train.dataset) else {
             return Err(Rejection::new(
@@ -238,6 +248,20 @@ mod tests {
 
     fn check(payload: &str) -> Result<TrainJob, Rejection> {
         validate_job("r-000001", "r", payload, &FleetSettings::default())
+    }
+
+    #[test]
+    fn a_search_job_may_not_score_the_test_set() {
+        let mut train = TrainConfig { epochs: 2, ..TrainConfig::default() };
+        train.lm.evaluate_test = true;
+        let mut job = spec(cnn(vec![layer(36)]));
+        job["train"] = serde_json::to_value(&train).unwrap();
+        let r = check(&job.to_string()).unwrap_err();
+        assert_eq!(r.reason, reasons::INVALID_RECIPE);
+        assert!(r.detail.contains("evaluate_test") && r.detail.contains("test set"), "{}", r.detail);
+        train.lm.evaluate_test = false;
+        job["train"] = serde_json::to_value(&train).unwrap();
+        check(&job.to_string()).unwrap();
     }
 
     #[test]

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use nasfleet_core::trainer::{JobResult, TrainError, TrainJob, TrainOutcome, JOB_FORMAT_VERSION};
 use nasfleet_queue::{Completion, Consumer, JobQueue, Lease, QueueError};
+use nasfleet_util::Backoff;
 use serde::Serialize;
 use tokio::task::JoinHandle;
 use tokio::time::{interval_at, sleep, sleep_until, Instant, MissedTickBehavior};
@@ -141,24 +142,15 @@ struct Worker<Q> {
     report: WorkerReport,
 }
 
-/// Exponential pause between failed calls: 100 ms doubling to 10 s.
-struct Backoff(Duration);
-
-impl Backoff {
-    fn new() -> Self {
-        Backoff(Duration::from_millis(100))
-    }
-    fn next(&mut self) -> Duration {
-        let d = self.0;
-        self.0 = (self.0 * 2).min(Duration::from_secs(10));
-        d
-    }
+/// Pause between failed queue calls: 100 ms doubling to 10 s.
+fn backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(100), Duration::from_secs(10))
 }
 
 impl<Q: JobQueue> Worker<Q> {
     async fn run(&mut self) -> Result<()> {
         info!(device = %self.opts.device, "worker started");
-        let mut backoff = Backoff::new();
+        let mut backoff = backoff();
         let mut shutdown = self.shutdown.clone();
         loop {
             if self.shutdown.is_requested() {
@@ -178,7 +170,7 @@ impl<Q: JobQueue> Worker<Q> {
                     return Err(e.into());
                 }
                 warn!(error = %e, "cannot reach the queue; retrying");
-                self.pause(backoff.next()).await;
+                self.pause(backoff.next_delay()).await;
                 continue;
             }
             // fetch is cancel-safe: a job fetched for a caller that went
@@ -188,9 +180,9 @@ impl<Q: JobQueue> Worker<Q> {
                 _ = shutdown.requested() => continue,
             };
             match fetched {
-                Ok(None) => backoff = Backoff::new(),
+                Ok(None) => backoff.reset(),
                 Ok(Some(lease)) => {
-                    backoff = Backoff::new();
+                    backoff.reset();
                     self.report.jobs += 1;
                     let span = tracing::info_span!("job", job_id = %lease.job_id, deliveries = lease.deliveries);
                     let end = self.run_job(lease).instrument(span).await?;
@@ -199,7 +191,7 @@ impl<Q: JobQueue> Worker<Q> {
                 Err(e) if is_fatal(&e) => return Err(e.into()),
                 Err(e) => {
                     warn!(error = %e, "fetch failed; retrying");
-                    self.pause(backoff.next()).await;
+                    self.pause(backoff.next_delay()).await;
                 }
             }
         }
@@ -429,7 +421,7 @@ impl<Q: JobQueue> Worker<Q> {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = std::result::Result<T, QueueError>>,
     {
-        let mut backoff = Backoff::new();
+        let mut backoff = backoff();
         loop {
             let r = if self.shutdown.is_requested() {
                 match tokio::time::timeout(self.opts.settings.stop_grace, call()).await {
@@ -451,7 +443,7 @@ impl<Q: JobQueue> Worker<Q> {
                 }
                 Err(e) => {
                     warn!(op, error = %e, "queue call failed; retrying");
-                    self.pause(backoff.next()).await;
+                    self.pause(backoff.next_delay()).await;
                 }
             }
         }

@@ -21,7 +21,7 @@ use crate::cli::{BenchCommand, BenchSearchArgs};
 /// given so that the bare command reproduces the published comparison.
 const NB201_CONFIG: &str = include_str!("../../../config/nb201.toml");
 
-pub fn run(cmd: BenchCommand) -> Result<()> {
+pub(crate) fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Search(args) => search(args),
     }

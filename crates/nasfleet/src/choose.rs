@@ -22,7 +22,7 @@ use nasfleet_torch::tch::Device;
 /// The strategy `cfg.search.strategy` names, for `cfg.space()`, seeded with
 /// `cfg.search.seed`: the LSTM controller (`rl`, on its own thread) or one of
 /// the core's pure strategies (`random`, `evolution`).
-pub fn strategy(cfg: &ExperimentConfig) -> Result<Box<dyn SearchStrategy>, StrategyError> {
+pub(crate) fn strategy(cfg: &ExperimentConfig) -> Result<Box<dyn SearchStrategy>, StrategyError> {
     match cfg.search.strategy {
         StrategyKind::Rl => Ok(Box::new(RlStrategy::new(cfg)?)),
         StrategyKind::Random | StrategyKind::Evolution => build_pure_strategy(cfg),
@@ -35,7 +35,7 @@ pub fn strategy(cfg: &ExperimentConfig) -> Result<Box<dyn SearchStrategy>, Strat
 /// kept for its life; each trainer is created on its first job and keeps its
 /// dataset on the device between jobs, so the second child of a worker does
 /// not reload Fashion-MNIST.
-pub struct Trainers {
+pub(crate) struct Trainers {
     data_dir: PathBuf,
     worker_data_dir: Option<PathBuf>,
     device: String,
@@ -47,7 +47,7 @@ pub struct Trainers {
 impl Trainers {
     /// Trainers that read datasets from `data_dir` (default: the cache
     /// directory) and train on `device` (`auto`, `cpu`, `cuda:N`).
-    pub fn new(data_dir: Option<PathBuf>, device: &str) -> Self {
+    pub(crate) fn new(data_dir: Option<PathBuf>, device: &str) -> Self {
         Trainers {
             data_dir: data_dir.clone().unwrap_or_else(nasfleet_data::default_cache_dir),
             worker_data_dir: data_dir,
@@ -59,7 +59,7 @@ impl Trainers {
     }
 
     /// One set per trainer thread, for the fleet's worker loop.
-    pub fn per_thread(data_dir: Option<PathBuf>, device: &str) -> Arc<TrainerSets> {
+    pub(crate) fn per_thread(data_dir: Option<PathBuf>, device: &str) -> Arc<TrainerSets> {
         let device = device.to_owned();
         Arc::new(move || Box::new(Trainers::new(data_dir.clone(), &device)) as Box<dyn TrainerSet>)
     }
@@ -120,6 +120,12 @@ mod tests {
         assert!(matches!(err, StrategyError::Config(_)) && err.to_string().contains("controller.lr"), "{err}");
     }
 
+    fn cnn_arch() -> Architecture {
+        let mut cfg = ExperimentConfig::default();
+        cfg.search.strategy = StrategyKind::Random;
+        build_pure_strategy(&cfg).unwrap().propose(1).unwrap().remove(0).arch
+    }
+
     #[test]
     fn a_missing_device_is_the_workers_problem_not_the_jobs() {
         let mut set = Trainers::new(None, "cuda:99");
@@ -136,11 +142,4 @@ mod tests {
             Ok(_) => panic!("cuda:99 exists?"),
         }
     }
-}
-
-#[cfg(test)]
-fn cnn_arch() -> Architecture {
-    let mut cfg = ExperimentConfig::default();
-    cfg.search.strategy = StrategyKind::Random;
-    build_pure_strategy(&cfg).unwrap().propose(1).unwrap().remove(0).arch
 }

@@ -14,7 +14,7 @@ use nasfleet_core::SpaceKind;
                   (in process, or on many machines through Redis) and improves the controller with \
                   REINFORCE.\n\nStart with `nasfleet space describe cnn` to see what is searched."
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -23,7 +23,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Benchmarks: search efficiency on a NAS-Bench-201 table.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -59,7 +59,7 @@ pub enum Command {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum DataCommand {
+pub(crate) enum DataCommand {
     /// Get a dataset, verify it, and report where it is (idempotent).
     #[command(after_help = "Datasets:\n  fashion-mnist  60k/10k 28x28 grey images (Debian dataset-fashion-mnist, else the public URL)\n  austen         Jane Austen's six novels as PTB-style word and character files (Debian r-cran-janeaustenr)\n\nExample:\n  nasfleet data fetch fashion-mnist --dir ~/.cache/nasfleet/fashion-mnist")]
     Fetch {
@@ -76,7 +76,7 @@ pub enum DataCommand {
 
 /// Settings that shape a space; override the config file (or the paper's defaults).
 #[derive(Args, Debug, Clone, Default)]
-pub struct SpaceSettings {
+pub(crate) struct SpaceSettings {
     /// Experiment config (TOML) whose [cnn] / [rnn_cell] settings to use.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -95,7 +95,7 @@ pub struct SpaceSettings {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum SpaceCommand {
+pub(crate) enum SpaceCommand {
     /// Print the token schema (every decision step and its choices) and the space's size.
     #[command(after_help = "Examples:\n  nasfleet space describe cnn --layers 15\n  nasfleet space describe rnn-cell --base 8\n  nasfleet space describe nb201")]
     Describe {
@@ -132,7 +132,7 @@ pub enum SpaceCommand {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum BenchCommand {
+pub(crate) enum BenchCommand {
     /// Search efficiency on a NAS-Bench-201 table: best accuracy found after 50, 100, 200, 500
     /// and 1,000 samples by each strategy over many seeds (mean ± sample std, percentile rank
     /// within the table, comparison with random search); writes JSON, text and a PNG plot.
@@ -144,7 +144,7 @@ pub enum BenchCommand {
 }
 
 #[derive(Args, Debug, Clone)]
-pub struct BenchSearchArgs {
+pub(crate) struct BenchSearchArgs {
     /// The table: the AnalogNAS-Bench pickle (data.anb) or a CSV (arch,<column>...).
     /// Default: the pickle, fetched with pip into the cache on first use.
     #[arg(long)]
@@ -188,7 +188,7 @@ pub struct BenchSearchArgs {
 
 /// Where the queue is: a Redis URL and, for `rediss://`, certificates.
 #[derive(Args, Debug, Clone)]
-pub struct RedisArgs {
+pub(crate) struct RedisArgs {
     /// `redis://[user:password@]host:port/` or `rediss://...` (TLS).
     #[arg(long, env = "NASFLEET_REDIS")]
     pub redis: String,
@@ -207,7 +207,7 @@ pub struct RedisArgs {
 }
 
 #[derive(Args, Debug, Clone)]
-pub struct WorkerArgs {
+pub(crate) struct WorkerArgs {
     #[command(flatten)]
     pub redis: RedisArgs,
     /// auto (CUDA 0 when available, else CPU), cpu or cuda:N.
@@ -258,7 +258,7 @@ pub struct WorkerArgs {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum ControllerCommand {
+pub(crate) enum ControllerCommand {
     /// Run the controller: keep jobs in flight, apply rewards, checkpoint.
     #[command(after_help = "Example:\n  nasfleet controller start --config config/cifar10.toml --redis redis://controller:PASSWORD@queue-host:6379/ --run cifar10\n\n\
                             Stop it with Ctrl-C (or lose the machine) and continue with --resume: nothing is \
@@ -270,7 +270,7 @@ pub enum ControllerCommand {
 }
 
 #[derive(Args, Debug, Clone)]
-pub struct ControllerStartArgs {
+pub(crate) struct ControllerStartArgs {
     /// Experiment config (TOML).
     #[arg(long)]
     pub config: PathBuf,
@@ -285,7 +285,7 @@ pub struct ControllerStartArgs {
 }
 
 #[derive(Args, Debug, Clone)]
-pub struct ControllerStatusArgs {
+pub(crate) struct ControllerStatusArgs {
     #[command(flatten)]
     pub redis: RedisArgs,
     /// Print JSON instead of text.
@@ -297,7 +297,7 @@ pub struct ControllerStatusArgs {
 }
 
 #[derive(Args, Debug, Clone)]
-pub struct LocalArgs {
+pub(crate) struct LocalArgs {
     /// Experiment config (TOML).
     #[arg(long)]
     pub config: PathBuf,
@@ -327,7 +327,7 @@ pub struct LocalArgs {
     terminal); the report gives the validation accuracy and the accuracy on the dataset's untouched test set, \
     parameters and FLOPs (language-model cells: validation and test perplexity, bits per character). Ctrl-C \
     stops at the next step; with --checkpoint-dir the same command resumes after the last finished epoch.")]
-pub struct TrainArgs {
+pub(crate) struct TrainArgs {
     /// Architecture JSON (as written by `space sample`, or a run's best.json).
     #[arg(long)]
     pub arch: PathBuf,

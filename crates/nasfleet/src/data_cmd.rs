@@ -7,11 +7,11 @@ use anyhow::{bail, Context, Result};
 use crate::cli::DataCommand;
 
 /// Where a dataset lives when the user names no directory.
-pub fn default_dir(dataset: &str) -> PathBuf {
+pub(crate) fn default_dir(dataset: &str) -> PathBuf {
     nasfleet_data::default_cache_dir().join(dataset)
 }
 
-pub fn run(cmd: DataCommand) -> Result<()> {
+pub(crate) fn run(cmd: DataCommand) -> Result<()> {
     let DataCommand::Fetch { dataset, dir, json } = cmd;
     let dir = dir.unwrap_or_else(|| default_dir(&dataset));
     match dataset.as_str() {

@@ -3,8 +3,7 @@
 //! `nasfleet-fleet` with the real strategy and trainers.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -46,7 +45,7 @@ fn redis_config(args: &RedisArgs, settings: &FleetSettings) -> Result<RedisQueue
     Ok(c)
 }
 
-pub fn worker(args: WorkerArgs) -> Result<()> {
+pub(crate) fn worker(args: WorkerArgs) -> Result<()> {
     let overrides = WorkerOverrides {
         lease: args.lease,
         heartbeat: args.heartbeat,
@@ -98,7 +97,7 @@ pub fn worker(args: WorkerArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn controller(cmd: ControllerCommand) -> Result<()> {
+pub(crate) fn controller(cmd: ControllerCommand) -> Result<()> {
     match cmd {
         ControllerCommand::Start(args) => controller_start(args),
         ControllerCommand::Status(args) => controller_status(args),
@@ -194,7 +193,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-pub fn local(args: LocalArgs) -> Result<()> {
+pub(crate) fn local(args: LocalArgs) -> Result<()> {
     let cfg = load_config(&args.config)?;
     let run = match (&args.run, &args.run_dir) {
         (Some(r), _) => r.clone(),
@@ -262,7 +261,7 @@ async fn show_progress(mut rx: watch::Receiver<ControllerState>) {
             if done {
                 eprintln!();
             }
-        } else if done || last_line.map_or(true, |t| t.elapsed() >= Duration::from_secs(10)) {
+        } else if done || last_line.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
             eprintln!("{line}");
             last_line = Some(Instant::now());
         }

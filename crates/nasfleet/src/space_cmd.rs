@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::cli::{SpaceCommand, SpaceSettings};
 
-pub fn run(cmd: SpaceCommand) -> Result<()> {
+pub(crate) fn run(cmd: SpaceCommand) -> Result<()> {
     match cmd {
         SpaceCommand::Describe { space, settings, json } => {
             let (space, layers) = resolve(space, &settings)?;

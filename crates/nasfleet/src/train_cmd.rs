@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::cli::TrainArgs;
 
-pub fn run(args: TrainArgs) -> Result<()> {
+pub(crate) fn run(args: TrainArgs) -> Result<()> {
     let mut cfg = ExperimentConfig::load(&args.config)?;
     if let Some(e) = args.epochs {
         if e == 0 {

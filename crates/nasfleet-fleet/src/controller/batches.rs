@@ -217,10 +217,10 @@ impl<T> Book<T> {
     /// its jobs and moving on to the following batch.
     pub(super) fn take_ready(&mut self) -> Option<ReadyBatch<T>> {
         let index = self.ready()?;
+        let seqs = self.batch(index);
         let (outstanding, arrived) = (&mut self.outstanding, &mut self.arrived);
         // ready() checked that every job of the batch has both.
-        let jobs = self
-            .batch(index)
+        let jobs = seqs
             .filter_map(|seq| {
                 let job = outstanding.remove(&seq)?;
                 let (event_id, outcome) = arrived.remove(&seq)?;

@@ -12,6 +12,7 @@
 use nasfleet_core::strategy::Feedback;
 use nasfleet_core::trainer::{JobResult, JOB_FORMAT_VERSION};
 use nasfleet_queue::JobOutcome;
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use super::batches::ReadyBatch;
@@ -65,19 +66,20 @@ pub(super) fn check_result(job: &str, text: &str, (lo, hi): (f64, f64)) -> Resul
     if text.len() > MAX_RESULT_BYTES {
         return Err(format!("result is {} bytes, at most {MAX_RESULT_BYTES} accepted", text.len()));
     }
-    // The version first: a result of another version may have another shape.
+    if let Err(e) = serde_json::from_str::<IgnoredAny>(text) {
+        return Err(format!("result is not JSON: {e}"));
+    }
+    // The version before the shape: another version may have another shape.
     #[derive(Deserialize)]
     struct Version {
         version: u32,
     }
-    match serde_json::from_str::<Version>(text) {
-        Err(e) if !e.is_data() => return Err(format!("result is not JSON: {e}")),
-        Ok(Version { version }) if version != JOB_FORMAT_VERSION => {
+    if let Ok(Version { version }) = serde_json::from_str::<Version>(text) {
+        if version != JOB_FORMAT_VERSION {
             return Err(format!(
                 "the result of job {job} is format version {version}; this controller reads version {JOB_FORMAT_VERSION}"
-            ))
+            ));
         }
-        _ => {}
     }
     let mut de = serde_json::Deserializer::from_str(text);
     let r: JobResult = serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -273,7 +275,8 @@ mod tests {
         assert!(e.contains("at most 1048576 accepted"), "{e}");
         assert!(rejected(job, "{\"version\": 1,").starts_with("result is not JSON"));
         assert!(rejected(job, &format!("{} x", json(&r))).starts_with("result is not JSON"));
-        assert!(rejected(job, "[1, 2]").starts_with("result is not a job result"));
+        let e = rejected(job, "[1, 2]");
+        assert!(e.starts_with("result is not a job result"), "{e}");
         let e = rejected(job, &with(&r, |v| v["reward"] = serde_json::Value::Null));
         assert!(e.contains("no numeric reward"), "{e}");
         let e = rejected(job, &with(&r, |v| v["reward"] = serde_json::json!("0.5")));

@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 /// 100 ms, lease 1 s). Evolution's proposals depend on every reward it was
 /// given, in order, so any reward lost, doubled or reordered changes the
 /// architectures that follow.
-pub fn config(total: u64, batch: usize, in_flight: usize, epochs: usize) -> ExperimentConfig {
+pub(crate) fn config(total: u64, batch: usize, in_flight: usize, epochs: usize) -> ExperimentConfig {
     let mut c = ExperimentConfig::default();
     c.search.strategy = StrategyKind::Evolution;
     c.search.seed = 7;
@@ -49,12 +49,12 @@ pub fn config(total: u64, batch: usize, in_flight: usize, epochs: usize) -> Expe
 
 /// One history line's deterministic fields: seq, status, reward,
 /// architecture, sampling policy version, batch, reason.
-pub type HistoryKey = (u64, String, Option<f64>, String, u64, u64, Option<String>);
+pub(crate) type HistoryKey = (u64, String, Option<f64>, String, u64, u64, Option<String>);
 
 /// The deterministic part of a finished run: what must equal an
 /// uninterrupted run with the same seed.
 #[derive(Debug, PartialEq)]
-pub struct Projection {
+pub(crate) struct Projection {
     /// Every history line.
     pub history: Vec<HistoryKey>,
     /// batch, rewarded seqs, rewards, policy version after.
@@ -67,11 +67,11 @@ fn seq_of(job: &str) -> String {
     job.rsplit('-').next().unwrap_or_default().to_owned()
 }
 
-pub fn history(run_dir: &Path) -> Vec<HistoryLine> {
+pub(crate) fn history(run_dir: &Path) -> Vec<HistoryLine> {
     read_lines("history", &run_dir.join(files::HISTORY)).expect("history.jsonl")
 }
 
-pub fn project(run_dir: &Path) -> Projection {
+pub(crate) fn project(run_dir: &Path) -> Projection {
     let history = history(run_dir)
         .into_iter()
         .map(|h| (h.seq, h.status, h.reward, h.arch.to_string(), h.policy_version, h.batch, h.reason))
@@ -92,7 +92,7 @@ pub fn project(run_dir: &Path) -> Projection {
 
 /// Runs `cfg` uninterrupted in process (memory queue, 3 workers, fake
 /// trainer without delays, same crash switches) and returns its projection.
-pub async fn reference(cfg: &ExperimentConfig, fake: FakeTrainerConfig) -> Projection {
+pub(crate) async fn reference(cfg: &ExperimentConfig, fake: FakeTrainerConfig) -> Projection {
     let dir = TempDir::new("nasfleet-reference").unwrap();
     let fake = FakeTrainerConfig {
         step: Duration::ZERO,
@@ -119,14 +119,14 @@ pub async fn reference(cfg: &ExperimentConfig, fake: FakeTrainerConfig) -> Proje
 
 /// Fails the test if `fut` takes longer than `secs` (a hang, not a timing
 /// assertion: every bound here is far above what the step needs).
-pub async fn within<F: std::future::Future>(secs: u64, fut: F) -> F::Output {
+pub(crate) async fn within<F: std::future::Future>(secs: u64, fut: F) -> F::Output {
     tokio::time::timeout(Duration::from_secs(secs), fut)
         .await
         .unwrap_or_else(|_| panic!("did not finish within {secs} s"))
 }
 
 /// Polls `check` every 20 ms until it holds; fails after `secs`.
-pub async fn eventually<F, Fut>(what: &str, secs: u64, mut check: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, secs: u64, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -141,7 +141,7 @@ where
     }
 }
 
-pub fn redis_config(url: &str, run: &str, cfg: &ExperimentConfig) -> RedisQueueConfig {
+pub(crate) fn redis_config(url: &str, run: &str, cfg: &ExperimentConfig) -> RedisQueueConfig {
     let mut c = FleetSettings::from_config(&cfg.fleet).unwrap().redis_config(url, run);
     c.response_timeout = Duration::from_secs(2);
     c.connect_timeout = Duration::from_secs(2);
@@ -149,24 +149,24 @@ pub fn redis_config(url: &str, run: &str, cfg: &ExperimentConfig) -> RedisQueueC
     c
 }
 
-pub async fn connect(url: &str, run: &str, cfg: &ExperimentConfig) -> RedisQueue {
+pub(crate) async fn connect(url: &str, run: &str, cfg: &ExperimentConfig) -> RedisQueue {
     RedisQueue::connect(redis_config(url, run, cfg)).await.expect("connect to redis")
 }
 
 /// A controller running in this process.
-pub struct InProcessController {
+pub(crate) struct InProcessController {
     pub handle: JoinHandle<nasfleet_fleet::Result<ControllerSummary>>,
 }
 
 impl InProcessController {
-    pub async fn finish(self, secs: u64) -> ControllerSummary {
+    pub(crate) async fn finish(self, secs: u64) -> ControllerSummary {
         let s = within(secs, self.handle).await.expect("controller task").expect("controller");
         assert!(s.finished, "controller stopped before the end: {:?}", s.state);
         s
     }
 }
 
-pub fn spawn_controller<Q: JobQueue>(
+pub(crate) fn spawn_controller<Q: JobQueue>(
     queue: Q,
     cfg: &ExperimentConfig,
     run: &str,
@@ -193,20 +193,20 @@ pub fn spawn_controller<Q: JobQueue>(
 }
 
 /// A worker running in this process.
-pub struct InProcessWorker {
+pub(crate) struct InProcessWorker {
     pub handle: JoinHandle<nasfleet_fleet::Result<WorkerReport>>,
     pub stop: ShutdownTrigger,
     pub name: String,
 }
 
 impl InProcessWorker {
-    pub async fn stop(self) -> WorkerReport {
+    pub(crate) async fn stop(self) -> WorkerReport {
         self.stop.trigger();
         within(30, self.handle).await.expect("worker task").expect("worker")
     }
 }
 
-pub fn spawn_worker<Q: JobQueue>(
+pub(crate) fn spawn_worker<Q: JobQueue>(
     queue: Q,
     cfg: &ExperimentConfig,
     run: &str,
@@ -218,7 +218,7 @@ pub fn spawn_worker<Q: JobQueue>(
 }
 
 /// As [`spawn_worker`], stopping by itself after `max_jobs` jobs.
-pub fn spawn_worker_max<Q: JobQueue>(
+pub(crate) fn spawn_worker_max<Q: JobQueue>(
     queue: Q,
     cfg: &ExperimentConfig,
     run: &str,
@@ -244,7 +244,7 @@ pub fn spawn_worker_max<Q: JobQueue>(
 }
 
 /// A `nasfleet-fleet-node` process; killed (SIGKILL) on drop if still running.
-pub struct Node {
+pub(crate) struct Node {
     child: Child,
     log: PathBuf,
     out: PathBuf,
@@ -253,7 +253,7 @@ pub struct Node {
 static NODE_COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 impl Node {
-    pub fn start(dir: &Path, args: &[String]) -> Node {
+    pub(crate) fn start(dir: &Path, args: &[String]) -> Node {
         let n = NODE_COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let log = dir.join(format!("node-{n}.log"));
         let out = dir.join(format!("node-{n}.out"));
@@ -269,7 +269,7 @@ impl Node {
     }
 
     /// A worker process with the test timings of `cfg`.
-    pub fn worker(dir: &Path, url: &str, run: &str, cfg: &ExperimentConfig, extra: &[&str]) -> Node {
+    pub(crate) fn worker(dir: &Path, url: &str, run: &str, cfg: &ExperimentConfig, extra: &[&str]) -> Node {
         let f = &cfg.fleet;
         let mut args: Vec<String> = vec![
             "worker".into(),
@@ -295,7 +295,7 @@ impl Node {
     }
 
     /// A controller process for `cfg` (written to `dir/config.toml`).
-    pub fn controller(dir: &Path, url: &str, run: &str, cfg: &ExperimentConfig, run_dir: &Path, extra: &[&str]) -> Node {
+    pub(crate) fn controller(dir: &Path, url: &str, run: &str, cfg: &ExperimentConfig, run_dir: &Path, extra: &[&str]) -> Node {
         let config = dir.join(format!("{run}.toml"));
         fs::write(&config, cfg.to_toml()).unwrap();
         let mut args: Vec<String> = vec![
@@ -313,20 +313,20 @@ impl Node {
         Node::start(dir, &args)
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    pub fn stdout(&self) -> String {
+    pub(crate) fn stdout(&self) -> String {
         fs::read_to_string(&self.out).unwrap_or_default()
     }
 
     /// The consumer name the worker printed at start.
-    pub async fn consumer(&self) -> String {
+    pub(crate) async fn consumer(&self) -> String {
         let mut name = String::new();
         eventually("the worker's consumer line", 20, || {
             name = self
@@ -342,7 +342,7 @@ impl Node {
     }
 
     /// Sends `sig` (`TERM`, `STOP`, `CONT`, `KILL`) with kill(1).
-    pub fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .arg(format!("-{sig}"))
             .arg(self.pid().to_string())
@@ -352,17 +352,17 @@ impl Node {
         assert!(ok, "kill -{sig} {} failed", self.pid());
     }
 
-    pub fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
-    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+    pub(crate) fn try_exit(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().expect("try_wait")
     }
 
     /// Waits for the process to exit (fails after `secs`).
-    pub async fn exit(&mut self, secs: u64) -> ExitStatus {
+    pub(crate) async fn exit(&mut self, secs: u64) -> ExitStatus {
         let end = Instant::now() + Duration::from_secs(secs);
         loop {
             if let Some(s) = self.try_exit() {
@@ -389,7 +389,7 @@ impl Drop for Node {
 }
 
 /// Lines of a fake trainer's trace file: (job id, epoch, pid).
-pub fn trace(path: &Path) -> Vec<(String, usize, u32)> {
+pub(crate) fn trace(path: &Path) -> Vec<(String, usize, u32)> {
     fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
@@ -402,7 +402,7 @@ pub fn trace(path: &Path) -> Vec<(String, usize, u32)> {
 
 /// Every enqueued job has exactly one outcome and one terminal event, and
 /// nothing is left in the queue.
-pub async fn assert_exactly_once<Q: JobQueue>(queue: &Q, total: u64) {
+pub(crate) async fn assert_exactly_once<Q: JobQueue>(queue: &Q, total: u64) {
     let s = queue.status(100).await.expect("status");
     assert_eq!(s.enqueued, total, "jobs enqueued: {s:?}");
     assert_eq!(s.outcomes, total, "jobs with an outcome: {s:?}");

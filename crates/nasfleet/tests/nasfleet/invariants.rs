@@ -5,7 +5,10 @@
 //! - the data, nb201 and queue crates do not pull in tch;
 //! - the queue crate does not depend on tch or on the torch crate;
 //! - the fleet crate does not pull in tch, and the binary never enables the
-//!   fleet's fake trainer.
+//!   fleet's fake trainer;
+//! - only the queue crate talks to Redis: no other workspace crate depends
+//!   on `redis` (or its TLS stack, `rustls`) directly;
+//! - nasfleet-util, the shared helpers, depends on nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -94,6 +97,27 @@ fn only_the_torch_crate_depends_on_tch() {
             assert!(!deps.contains("tch") && !deps.contains("nasfleet-torch"), "{pure} pulls in tch");
         }
     }
+}
+
+#[test]
+fn only_the_queue_crate_talks_to_redis() {
+    let (g, members) = graph(&metadata());
+    // The check can see redis when it is there.
+    assert!(g["nasfleet-queue"].contains("redis"), "graph does not show nasfleet-queue -> redis");
+    for m in &members {
+        if m != "nasfleet-queue" {
+            for banned in ["redis", "rustls"] {
+                assert!(!g[m].contains(banned), "{m} depends on {banned} directly: talk to Redis through nasfleet-queue");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_shared_helpers_depend_on_nothing() {
+    let (g, members) = graph(&metadata());
+    assert!(members.contains("nasfleet-util"), "nasfleet-util is a workspace member");
+    assert!(g["nasfleet-util"].is_empty(), "nasfleet-util depends on {:?}", g["nasfleet-util"]);
 }
 
 #[test]

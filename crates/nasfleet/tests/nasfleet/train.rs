@@ -3,21 +3,14 @@
 
 use std::process::Command;
 
-fn nasfleet(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_nasfleet")).args(args).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
+use crate::support::nasfleet;
 
 fn config(name: &str) -> String {
-    format!("{}/../../config/{name}", env!("CARGO_MANIFEST_DIR"))
+    crate::support::config_path(name).display().to_string()
 }
 
 fn tmp(name: &str, text: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("nasfleet-train-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p.display().to_string()
+    crate::support::tmp("train", name, text).display().to_string()
 }
 
 #[test]

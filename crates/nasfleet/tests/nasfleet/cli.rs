@@ -1,18 +1,9 @@
 //! The `nasfleet space` commands, run as a user would run them.
 
-use std::process::Command;
-
-fn nasfleet(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_nasfleet")).args(args).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
+use crate::support::nasfleet;
 
 fn tmp(name: &str, text: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("nasfleet-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
+    crate::support::tmp("cli", name, text)
 }
 
 #[test]

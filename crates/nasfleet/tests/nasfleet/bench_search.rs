@@ -9,10 +9,7 @@ use std::process::Command;
 use nasfleet_core::space::nb201::Nb201Arch;
 use nasfleet_core::{ExperimentConfig, SpaceKind};
 
-fn nasfleet(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_nasfleet")).args(args).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
+use crate::support::{config_path, nasfleet};
 
 /// A fresh directory per test (tests run in parallel and clean up after themselves).
 fn dir(test: &str) -> PathBuf {
@@ -23,7 +20,7 @@ fn dir(test: &str) -> PathBuf {
 
 /// Every cell, its value a fixed function of the NASLib tuple with one
 /// optimum (all 4s), written with NB201 strings as a user's CSV would be.
-fn synthetic_csv(dir: &Path) -> PathBuf {
+pub(crate) fn synthetic_csv(dir: &Path) -> PathBuf {
     let mut text = String::from("arch,accuracy\n");
     for i in 0..15_625usize {
         let t: [u8; 6] = std::array::from_fn(|k| ((i / 5usize.pow(5 - k as u32)) % 5) as u8);
@@ -35,9 +32,6 @@ fn synthetic_csv(dir: &Path) -> PathBuf {
     p
 }
 
-fn config_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config").join(name)
-}
 
 #[test]
 fn shipped_nb201_config_is_a_table_search() {

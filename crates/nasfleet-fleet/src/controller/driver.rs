@@ -1,0 +1,368 @@
+//! The controller's async loop: ties the queue, the strategy, the batch
+//! book, the board and the run directory together. The decisions live
+//! elsewhere — which batch is next and which events count in
+//! [`batches`](super::batches), what a result is worth in
+//! [`outcome`](super::outcome), what is durable in [`resume`](super::resume)
+//! — this file only sequences them (see the step in the module
+//! documentation of [`controller`](super)).
+
+use nasfleet_core::config::ExperimentConfig;
+use nasfleet_core::strategy::SearchStrategy;
+use nasfleet_core::trainer::{JobSpec, JOB_FORMAT_VERSION};
+use nasfleet_queue::{JobQueue, ResultEvent};
+use tracing::{debug, info, warn};
+
+use super::batches::{Admission, Book, ReadyBatch};
+use super::calls::{Calls, Reader};
+use super::outcome::{settle, Outcome, Received, Tally};
+use super::resume::{self, write_best, Position, RunLog};
+use super::strategy::StrategyCell;
+use super::{reward_range, ControllerOptions, ControllerSummary, Point};
+use crate::board::ControllerState;
+use crate::error::{FleetError, Result};
+use crate::ids::{child_seed, job_id, now_ms, parse_seq};
+use crate::rundir::{Outstanding, UpdateLine};
+use crate::shutdown::Shutdown;
+
+/// A running controller.
+pub(super) struct Controller<Q> {
+    calls: Calls<Q>,
+    cfg: ExperimentConfig,
+    opts: ControllerOptions,
+    strategy: StrategyCell,
+    book: Book<Received>,
+    log: RunLog,
+    tally: Tally,
+}
+
+/// Warns about settings that work, but not as the operator may expect.
+fn warn_about(cfg: &ExperimentConfig) {
+    let m = cfg.search.batch.max(1);
+    if cfg.search.max_in_flight < m {
+        warn!(
+            max_in_flight = cfg.search.max_in_flight,
+            batch = m,
+            "max_in_flight is below the batch size; keeping one batch in flight"
+        );
+    }
+    let hard = nasfleet_core::ArchLimits::default();
+    let l = &cfg.limits;
+    if l.max_layers > hard.max_layers
+        || l.max_filters > hard.max_filters
+        || l.max_kernel > hard.max_kernel
+        || l.max_stride > hard.max_stride
+        || l.max_cell_base > hard.max_cell_base
+    {
+        warn!(
+            "[limits] are above the built-in limits fleet workers validate jobs against ({hard:?}); \
+             children beyond those will be dead-lettered as invalid_architecture"
+        );
+    }
+}
+
+impl<Q: JobQueue> Controller<Q> {
+    /// Opens the run directory (starting or resuming); the flag says whether
+    /// it resumed.
+    pub(super) async fn open(
+        queue: Q,
+        cfg: &ExperimentConfig,
+        mut strategy: Box<dyn SearchStrategy>,
+        opts: ControllerOptions,
+        shutdown: Shutdown,
+    ) -> Result<(Self, bool)> {
+        warn_about(cfg);
+        let opened = resume::open(&queue, cfg, strategy.as_mut(), &opts.run, &opts.run_dir, opts.resume).await?;
+        let c = Controller {
+            calls: Calls { queue, shutdown },
+            cfg: cfg.clone(),
+            opts,
+            strategy: StrategyCell::new(strategy),
+            book: opened.book,
+            log: opened.log,
+            tally: opened.tally,
+        };
+        Ok((c, opened.resumed))
+    }
+
+    /// Runs until every batch is applied or shutdown is requested.
+    pub(super) async fn run(&mut self, resumed: bool) -> Result<ControllerSummary> {
+        if !self.begin(resumed).await? {
+            return Ok(self.stopped().await);
+        }
+        self.publish("running").await;
+        let mut reader = Reader::new(self.opts.consumer.clone(), self.read_max(), self.opts.block);
+        loop {
+            if self.book.is_finished() {
+                return Ok(self.done(&reader).await);
+            }
+            if self.calls.shutdown.is_requested() {
+                return Ok(self.stopped().await);
+            }
+            let events = self.calls.read(&mut reader).await?;
+            let ack_now: Vec<String> = events.into_iter().filter_map(|ev| self.receive(ev)).collect();
+            if !ack_now.is_empty() && !self.calls.ack(&ack_now).await? {
+                return Ok(self.stopped().await);
+            }
+            while let Some(batch) = self.book.take_ready() {
+                if !self.apply(batch).await? {
+                    return Ok(self.stopped().await);
+                }
+            }
+        }
+    }
+
+    /// Jobs kept outstanding: `max_in_flight`, at least one batch.
+    fn in_flight(&self) -> u64 {
+        (self.cfg.search.max_in_flight as u64).max(self.book.batch_size())
+    }
+
+    fn read_max(&self) -> usize {
+        self.in_flight().clamp(1, 1000) as usize
+    }
+
+    /// Step 0: the first proposals, or the re-enqueueing of a resumed run's
+    /// outstanding jobs. `Ok(false)`: stopped on request.
+    async fn begin(&mut self, resumed: bool) -> Result<bool> {
+        if resumed {
+            write_best(&self.opts.run_dir, self.tally.best.as_ref())?;
+            let outstanding: Vec<u64> = self.book.outstanding().map(|o| o.seq).collect();
+            info!(jobs = outstanding.len(), "re-enqueueing outstanding jobs (idempotent)");
+            for seq in outstanding {
+                if !self.enqueue(seq).await? {
+                    return Ok(false);
+                }
+            }
+            return Ok(true);
+        }
+        let n = self.book.first_issue(self.in_flight());
+        info!(
+            total = self.book.total(),
+            batch = self.book.batch_size(),
+            in_flight = n,
+            strategy = %self.strategy.name(),
+            "starting the search"
+        );
+        let new = self.propose(n).await?;
+        self.save_checkpoint()?;
+        self.probe(Point::Checkpointed { step: 0 });
+        for (index, seq) in new.into_iter().enumerate() {
+            if !self.enqueue(seq).await? {
+                return Ok(false);
+            }
+            self.probe(Point::Enqueued { step: 0, index });
+        }
+        Ok(true)
+    }
+
+    /// Takes in one result event; returns its id when it should be
+    /// acknowledged at once (nothing of ours depends on it).
+    fn receive(&mut self, ev: ResultEvent) -> Option<String> {
+        let Some(seq) = parse_seq(&self.opts.run, &ev.job_id) else {
+            warn!(job_id = %ev.job_id, by = %ev.by, "ignoring a result for a job id this run never issues");
+            return Some(ev.id);
+        };
+        match self.book.admit(seq, &ev.id) {
+            Admission::NotIssued => {
+                warn!(job_id = %ev.job_id, by = %ev.by, "ignoring a result for a job this run has not issued");
+                Some(ev.id)
+            }
+            Admission::Applied => {
+                debug!(job_id = %ev.job_id, "result of a job already applied (re-read after a restart)");
+                Some(ev.id)
+            }
+            // The same event, re-read after a lost reply.
+            Admission::Held => None,
+            Admission::Duplicate => {
+                warn!(job_id = %ev.job_id, by = %ev.by, "ignoring a second result event for a job");
+                Some(ev.id)
+            }
+            Admission::New => {
+                let outcome = Outcome::judge(&ev.job_id, ev.outcome, reward_range(&self.cfg.reward));
+                match &outcome {
+                    Outcome::Rewarded(_) => {}
+                    Outcome::Dead { reason, error } => warn!(job_id = %ev.job_id, %reason, %error, "job dead-lettered"),
+                    Outcome::Invalid { detail } => {
+                        warn!(job_id = %ev.job_id, by = %ev.by, %detail, "invalid result: the child counts as failed")
+                    }
+                }
+                self.book.record(seq, ev.id, Received { by: ev.by, outcome });
+                None
+            }
+        }
+    }
+
+    /// Applies a complete batch (step `index + 1`). `Ok(false)`: stopped on
+    /// request before finishing the step (the checkpoint is written; resume
+    /// completes it).
+    async fn apply(&mut self, batch: ReadyBatch<Received>) -> Result<bool> {
+        let step = batch.index + 1;
+        let settled = settle(&self.opts.run, batch, self.tally.best.clone(), now_ms());
+        let b = settled.batch;
+        let stats = if settled.feedback.is_empty() {
+            warn!(batch = b, "every job of the batch failed: no update");
+            None
+        } else {
+            let n = settled.feedback.len() as u64;
+            let s = self.strategy.update(settled.feedback).await?;
+            self.tally.rewarded += n;
+            Some(s)
+        };
+        self.tally.failed += settled.failed;
+        self.probe(Point::Updated { step });
+        self.log.history.append(&settled.lines)?;
+        let policy_version = self.strategy.policy_version()?;
+        let (jobs, rewards) = settled.rewarded.into_iter().unzip();
+        self.log.updates.append(&[UpdateLine { batch: b, jobs, rewards, policy_version, stats: stats.clone() }])?;
+        self.probe(Point::HistoryWritten { step });
+        let improved = settled.best != self.tally.best;
+        self.tally.best = settled.best;
+        let new = self.propose(self.book.refill()).await?;
+        self.save_checkpoint()?;
+        self.probe(Point::Checkpointed { step });
+        if improved {
+            write_best(&self.opts.run_dir, self.tally.best.as_ref())?;
+        }
+        info!(
+            batch = b,
+            policy_version,
+            mean_reward = stats.as_ref().map(|s| s.mean_reward),
+            failed = settled.failed,
+            best = self.tally.best.as_ref().map(|b| b.reward),
+            applied = self.tally.applied(),
+            total = self.book.total(),
+            "applied a batch"
+        );
+        for (index, seq) in new.into_iter().enumerate() {
+            if !self.enqueue(seq).await? {
+                return Ok(false);
+            }
+            self.probe(Point::Enqueued { step, index });
+        }
+        if !self.calls.ack(&settled.acks).await? {
+            return Ok(false);
+        }
+        self.probe(Point::Acked { step });
+        self.publish(if self.book.is_finished() { "finished" } else { "running" }).await;
+        Ok(true)
+    }
+
+    /// Proposes `n` jobs and records them as outstanding; returns their seqs.
+    async fn propose(&mut self, n: u64) -> Result<Vec<u64>> {
+        let proposals = self.strategy.propose(n).await?;
+        Ok(proposals
+            .into_iter()
+            .map(|p| self.book.issue(p.actions, p.arch.to_value(), p.policy_version))
+            .collect())
+    }
+
+    fn save_checkpoint(&self) -> Result<()> {
+        let state = self.strategy.checkpoint()?;
+        Position {
+            run: &self.opts.run,
+            strategy: self.strategy.name(),
+            strategy_state: &state,
+            book: &self.book,
+            log: &self.log,
+            tally: &self.tally,
+        }
+        .save(&self.opts.run_dir)
+    }
+
+    fn payload(&self, o: &Outstanding) -> Result<String> {
+        let spec = JobSpec {
+            version: JOB_FORMAT_VERSION,
+            job_id: job_id(&self.opts.run, o.seq),
+            run: self.opts.run.clone(),
+            arch: o.arch.clone(),
+            actions: o.actions.clone(),
+            policy_version: o.policy_version,
+            train: self.cfg.train.clone(),
+            reward: self.cfg.reward.clone(),
+            seed: child_seed(self.cfg.search.seed, o.seq),
+        };
+        serde_json::to_string(&spec).map_err(|e| FleetError::Thread(format!("cannot serialise a job: {e}")))
+    }
+
+    /// Enqueues job `seq` (idempotent). `Ok(false)`: stopped on request.
+    async fn enqueue(&self, seq: u64) -> Result<bool> {
+        let Some(o) = self.book.job(seq) else {
+            return Ok(true);
+        };
+        let payload = self.payload(o)?;
+        if payload.len() > self.cfg.fleet.max_payload_bytes {
+            warn!(
+                bytes = payload.len(),
+                cap = self.cfg.fleet.max_payload_bytes,
+                "a job payload is above fleet.max_payload_bytes: workers with that cap will dead-letter it"
+            );
+        }
+        self.calls.enqueue(&job_id(&self.opts.run, seq), &payload).await
+    }
+
+    fn probe(&self, p: Point) {
+        if let Some(probe) = &self.opts.probe {
+            probe(p);
+        }
+    }
+
+    fn state(&self, label: &str) -> ControllerState {
+        let best = self.tally.best.as_ref();
+        ControllerState {
+            run: self.opts.run.clone(),
+            strategy: self.strategy.name().to_owned(),
+            state: label.to_owned(),
+            total: self.book.total(),
+            issued: self.book.issued(),
+            applied: self.tally.applied(),
+            rewarded: self.tally.rewarded,
+            failed: self.tally.failed,
+            batch: self.book.batch_size(),
+            max_in_flight: self.in_flight(),
+            policy_version: self.strategy.policy_version().unwrap_or(0),
+            best_reward: best.map(|b| b.reward),
+            best_job: best.map(|b| b.job_id.clone()),
+            best_arch: best.map(|b| b.arch.clone()),
+            updated_ms: now_ms(),
+        }
+    }
+
+    async fn publish(&self, label: &str) -> ControllerState {
+        let s = self.state(label);
+        self.opts.board.publish(&s).await;
+        if let Some(tx) = &self.opts.progress {
+            tx.send_replace(s.clone());
+        }
+        s
+    }
+
+    async fn stopped(&self) -> ControllerSummary {
+        info!(
+            applied = self.tally.applied(),
+            total = self.book.total(),
+            "controller stopped; continue with --resume"
+        );
+        let state = self.publish("stopped").await;
+        self.summary(state, false)
+    }
+
+    async fn done(&self, reader: &Reader) -> ControllerSummary {
+        self.calls.drain(reader).await;
+        info!(
+            rewarded = self.tally.rewarded,
+            failed = self.tally.failed,
+            best = self.tally.best.as_ref().map(|b| b.reward),
+            "search finished"
+        );
+        let state = self.publish("finished").await;
+        self.summary(state, true)
+    }
+
+    fn summary(&self, state: ControllerState, finished: bool) -> ControllerSummary {
+        ControllerSummary {
+            state,
+            best: self.tally.best.clone(),
+            run_dir: self.opts.run_dir.clone(),
+            finished,
+        }
+    }
+}
