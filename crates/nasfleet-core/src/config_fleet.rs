@@ -11,6 +11,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The `[fleet]` section: the one place its defaults are written
+/// ([`Default`]) and checked ([`FleetConfig::check`]). The controller
+/// publishes it for its run's workers (see `nasfleet_fleet::settings`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FleetConfig {

@@ -14,29 +14,46 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ArchError;
 
+/// A kind of decision with its own value set (the controller keeps one
+/// embedding table and one softmax head per type).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DecisionType {
+    /// The decision's name, e.g. `filter_height`.
     pub name: String,
+    /// The values a token of this type selects, by index, as text.
     pub choices: Vec<String>,
 }
 
+/// What a step emits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StepKind {
     /// One categorical token drawn from `decisions[decision].choices`.
-    Choice { decision: usize },
+    Choice {
+        /// Index into [`TokenSchema::decisions`].
+        decision: usize,
+    },
     /// `layer` binary tokens (skip connections from layers `0..layer`).
-    Anchor { layer: usize },
+    Anchor {
+        /// The layer this anchor belongs to (0-based); it emits one bit per earlier layer.
+        layer: usize,
+    },
 }
 
+/// One step of the controller's walk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
+    /// A readable name for errors, e.g. `layer 3 filter_height`.
     pub name: String,
+    /// What the step emits.
     pub kind: StepKind,
 }
 
+/// The shape of a search space's token sequences (see the module documentation).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenSchema {
+    /// The decision types, indexed by a `Choice` step's `decision`.
     pub decisions: Vec<DecisionType>,
+    /// The steps, in token order.
     pub steps: Vec<Step>,
 }
 

@@ -19,20 +19,27 @@ use crate::arch::Architecture;
 use crate::config::TrainConfig;
 use crate::reward::RewardConfig;
 
+/// Version of the [`JobSpec`] payload; a worker refuses another.
 pub const JOB_FORMAT_VERSION: u32 = 1;
 
 /// The queue payload of one child.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobSpec {
+    /// [`JOB_FORMAT_VERSION`].
     pub version: u32,
+    /// The job's id (`<run>-<issue index>`), also its checkpoint directory name.
     pub job_id: String,
+    /// The run it belongs to.
     pub run: String,
     /// The architecture's versioned JSON form; validated by the worker.
     pub arch: serde_json::Value,
     /// The controller's action tokens (so the reward can be matched back).
     pub actions: Vec<u32>,
+    /// The policy version that sampled it.
     pub policy_version: u64,
+    /// The training recipe (`[train]` of the run's config).
     pub train: TrainConfig,
+    /// How the child's metrics become its reward (`[reward]`).
     pub reward: RewardConfig,
     /// Seed of this child's training (weights init, data order, augmentation).
     pub seed: u64,
@@ -41,12 +48,17 @@ pub struct JobSpec {
 /// Metrics of one finished epoch, reported as progress and kept in history.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct EpochMetrics {
+    /// The epoch, counted from 1.
     pub epoch: usize,
+    /// Mean training loss of the epoch (NaN when it diverged).
     pub train_loss: f64,
+    /// Validation accuracy in [0, 1] (image children).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid_accuracy: Option<f64>,
+    /// Validation perplexity (language-model children).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid_perplexity: Option<f64>,
+    /// Wall-clock seconds the epoch took.
     pub seconds: f64,
 }
 
@@ -119,18 +131,26 @@ fn epochs_allowing_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Ep
 /// A job after validation: what a trainer receives.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainJob {
+    /// The job's id.
     pub job_id: String,
+    /// The validated architecture.
     pub arch: Architecture,
+    /// The training recipe.
     pub train: TrainConfig,
+    /// The reward rule.
     pub reward: RewardConfig,
+    /// Seed of the training.
     pub seed: u64,
 }
 
 /// A trainer's answer for a child that trained to the end (or diverged).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainOutcome {
+    /// The child's reward (finite).
     pub reward: f64,
+    /// Every epoch's metrics.
     pub metrics: Vec<EpochMetrics>,
+    /// Why the reward is what it is when training did not go normally.
     pub note: Option<String>,
 }
 
@@ -148,7 +168,10 @@ pub enum TrainError {
     Retryable(String),
     /// Stopped on request (SIGTERM); the last checkpoint is on disk.
     #[error("preempted after epoch {epochs_done}")]
-    Preempted { epochs_done: usize },
+    Preempted {
+        /// Epochs finished (and checkpointed) before the stop.
+        epochs_done: usize,
+    },
 }
 
 /// What the worker loop offers a running trainer.
@@ -164,13 +187,17 @@ pub trait TrainContext {
 
 /// A trainer for one or more search spaces.
 pub trait Trainer: Send {
+    /// Trains `job` to the end (resuming from `ctx`'s checkpoint directory
+    /// when it holds one) and returns its reward, or why there is none.
     fn train(&mut self, job: &TrainJob, ctx: &mut dyn TrainContext) -> Result<TrainOutcome, TrainError>;
 }
 
 /// A simple context for one-off training (`nasfleet train`, tests).
 #[derive(Debug, Default)]
 pub struct BasicContext {
+    /// Where the trainer keeps per-epoch checkpoints (None: nowhere).
     pub checkpoint_dir: Option<PathBuf>,
+    /// Every epoch reported so far.
     pub history: Vec<EpochMetrics>,
     /// Print one line per epoch to stderr.
     pub verbose: bool,

@@ -17,11 +17,14 @@ fn golden_cnn() -> nasfleet_core::space::CnnArch {
     }
 }
 
+/// A layer's (input, conv output, output after pool) shapes as [C, H, W], and its parameters.
+type LayerShapes = ([usize; 3], [usize; 3], [usize; 3], u64);
+
 #[test]
 fn cnn_three_rules_shapes_and_params_match_pytorch_cifar() {
     let g = golden_cnn().resolve((3, 32, 32), 10);
     // (input, conv output, output after pool, params) per layer, from PyTorch.
-    let expected: [([usize; 3], [usize; 3], [usize; 3], u64); 6] = [
+    let expected: [LayerShapes; 6] = [
         ([3, 32, 32], [24, 32, 32], [24, 32, 32], 696),
         ([24, 32, 32], [36, 16, 32], [36, 16, 32], 13032),
         ([3, 32, 32], [48, 32, 32], [48, 16, 16], 1104), // rule 1: no input -> image

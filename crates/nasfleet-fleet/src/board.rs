@@ -207,6 +207,12 @@ fn board_error(e: nasfleet_queue::QueueError) -> FleetError {
     FleetError::Queue(e)
 }
 
+/// True for board errors that waiting may fix (Redis unreachable), false
+/// for those it cannot (a refused permission, a bad run id, unreadable data).
+pub(crate) fn worth_retrying(e: &FleetError) -> bool {
+    matches!(e, FleetError::Queue(q) if !q.is_permission_denied() && !matches!(q, QueueError::InvalidInput { .. }))
+}
+
 /// Waits until the run's controller has published the run's settings and
 /// returns them; `None` when `shutdown` came first. Polls every `poll`; an
 /// unreachable Redis is waited out (with a warning), a refused permission
@@ -225,7 +231,7 @@ pub async fn wait_for_settings(board: &Board, mut shutdown: Shutdown, poll: Dura
                 backoff.reset();
                 poll
             }
-            Err(FleetError::Queue(e)) if !e.is_permission_denied() && !matches!(e, QueueError::InvalidInput { .. }) => {
+            Err(e) if worth_retrying(&e) => {
                 tracing::warn!(error = %e, "cannot read the run's settings yet; retrying");
                 backoff.next_delay()
             }

@@ -69,36 +69,57 @@ pub fn checkpoints(budget: usize) -> Vec<usize> {
     c
 }
 
+/// Why a bench could not run; every run error names the strategy and seed.
 #[derive(Debug, Error)]
 pub enum BenchError {
+    /// The settings are unusable (no strategies or seeds, a zero budget or
+    /// batch, a strategy listed twice).
     #[error("bench settings: {0}")]
     Settings(String),
     // The inner errors are in the message, not `source()`s, so a printed
     // chain does not repeat them.
+    /// The factory could not build the strategy, or one of its calls failed.
     #[error("{strategy} (seed {seed}): {error}")]
     Strategy {
+        /// The strategy's name as given in the settings.
         strategy: String,
+        /// The run's seed.
         seed: u64,
+        /// The strategy's error.
         error: StrategyError,
     },
+    /// The table trainer could not score a child (e.g. a cell the table lacks).
     #[error("{strategy} (seed {seed}): scoring a child: {error}")]
     Score {
+        /// The strategy's name as given in the settings.
         strategy: String,
+        /// The run's seed.
         seed: u64,
+        /// The trainer's error.
         error: TrainError,
     },
+    /// The strategy proposed an architecture of another space.
     #[error("{strategy} (seed {seed}): proposal {index} is not an NB201 cell: {message}")]
     NotNb201 {
+        /// The strategy's name as given in the settings.
         strategy: String,
+        /// The run's seed.
         seed: u64,
+        /// The proposal's index in the run (0-based).
         index: usize,
+        /// What the proposal was instead.
         message: String,
     },
+    /// The strategy returned fewer proposals than asked for.
     #[error("{strategy} (seed {seed}): asked for {asked} proposals, got {got}")]
     ShortProposal {
+        /// The strategy's name as given in the settings.
         strategy: String,
+        /// The run's seed.
         seed: u64,
+        /// Proposals asked for.
         asked: usize,
+        /// Proposals returned.
         got: usize,
     },
 }
@@ -108,6 +129,7 @@ pub enum BenchError {
 pub struct BenchSettings {
     /// Strategy names, passed to the factory as they are.
     pub strategies: Vec<String>,
+    /// Seeds; every strategy runs once per seed.
     pub seeds: Vec<u64>,
     /// Samples per run.
     pub budget: usize,
@@ -145,7 +167,9 @@ impl BenchSettings {
 /// One (strategy, seed) run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeedRun {
+    /// The strategy's name as given in the settings.
     pub strategy: String,
+    /// The seed the factory built it with.
     pub seed: u64,
     /// `best_so_far[k]`: the best table value among samples 1..=k+1.
     pub best_so_far: Vec<f64>,
@@ -165,10 +189,15 @@ pub type StrategyFactory<'a> =
 /// One run: the strategy's label and seed, and how to run it.
 #[derive(Debug, Clone, Copy)]
 pub struct RunSpec<'a> {
+    /// The strategy's label, for the record and errors.
     pub name: &'a str,
+    /// The seed the strategy was built with, for the record and errors.
     pub seed: u64,
+    /// Samples to draw (≥ 1).
     pub budget: usize,
+    /// Proposals per round, rewards per `update` (≥ 1).
     pub batch: usize,
+    /// How a table value becomes a reward.
     pub reward: &'a RewardConfig,
 }
 
@@ -272,7 +301,9 @@ pub fn run_strategy(
 /// Mean, sample standard deviation and standard error of some numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Moments {
+    /// How many numbers.
     pub n: usize,
+    /// Their mean.
     pub mean: f64,
     /// Sample standard deviation (denominator n − 1); `None` for n < 2.
     pub std: Option<f64>,
@@ -299,10 +330,13 @@ impl Moments {
 /// One strategy at one checkpoint, over seeds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointStats {
+    /// Samples drawn by this checkpoint.
     pub samples: usize,
     /// Of the best value found by then.
     pub best: Moments,
+    /// The worst seed's best value by then.
     pub min: f64,
+    /// The best seed's best value by then.
     pub max: f64,
     /// Mean over seeds of the percentile rank (in [0, 1]) of the best found.
     pub mean_percentile_rank: f64,
@@ -313,21 +347,29 @@ pub struct CheckpointStats {
 /// One strategy over all seeds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StrategySummary {
+    /// The strategy's name as given in the settings.
     pub strategy: String,
+    /// Its statistics at each of the report's checkpoints, in order.
     pub checkpoints: Vec<CheckpointStats>,
     /// Best-so-far curve over seeds: `curve_mean[k]` after k + 1 samples.
     pub curve_mean: Vec<f64>,
     /// Sample standard deviation of the curve (0 with one seed).
     pub curve_std: Vec<f64>,
+    /// Mean over seeds of the distinct cells sampled.
     pub mean_distinct: f64,
+    /// Mean over seeds of the entropy the last update reported (nats per
+    /// architecture).
     pub mean_final_entropy: f64,
 }
 
 /// One strategy against another at one checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
+    /// The strategy whose mean is the minuend.
     pub strategy: String,
+    /// The strategy subtracted ([`REFERENCE_STRATEGY`] whenever it is one of the two).
     pub against: String,
+    /// The checkpoint: samples drawn.
     pub samples: usize,
     /// mean(strategy) − mean(against).
     pub difference: f64,
@@ -340,21 +382,33 @@ pub struct Comparison {
 pub struct TableInfo {
     /// Where it came from (path), for the report.
     pub source: String,
+    /// The column that served as the objective.
     pub objective: String,
+    /// Cells with a value.
     pub cells: usize,
+    /// The best value in the table (the optimum).
     pub best: f64,
+    /// The optimum's cell, as an NB201 string.
     pub best_arch: String,
+    /// The median value.
     pub median: f64,
 }
 
 /// Everything a bench run produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BenchReport {
+    /// The table the bench ran on.
     pub table: TableInfo,
+    /// The settings it ran with.
     pub settings: BenchSettings,
+    /// The sample counts reported ([`checkpoints`] of the budget).
     pub checkpoints: Vec<usize>,
+    /// One per strategy, in the settings' order.
     pub summaries: Vec<StrategySummary>,
+    /// Every pair of strategies at every checkpoint, those against
+    /// [`REFERENCE_STRATEGY`] first.
     pub comparisons: Vec<Comparison>,
+    /// Every (strategy, seed) run.
     pub runs: Vec<SeedRunSummary>,
 }
 
@@ -362,12 +416,17 @@ pub struct BenchReport {
 /// per-strategy mean and deviation).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeedRunSummary {
+    /// The strategy's name as given in the settings.
     pub strategy: String,
+    /// The run's seed.
     pub seed: u64,
     /// Best value at each checkpoint.
     pub best_at: Vec<f64>,
+    /// The best cell found (NB201 string).
     pub best_arch: String,
+    /// Distinct cells among the samples.
     pub distinct: usize,
+    /// Entropy reported by the last update (nats per architecture).
     pub final_entropy: f64,
 }
 
@@ -658,6 +717,16 @@ mod tests {
         Arc::new(Table::from_cells("acc", vec!["acc".into()], cells()).unwrap())
     }
 
+    /// [`run_bench`] without a progress callback.
+    fn run_quietly(
+        table: &Arc<Table>,
+        source: &str,
+        settings: &BenchSettings,
+        factory: &mut StrategyFactory<'_>,
+    ) -> Result<BenchReport, BenchError> {
+        run_bench(Arc::clone(table), source, settings, factory, &mut |_| {})
+    }
+
     /// Proposes the five cells in a fixed cyclic order starting at `start`,
     /// and records every batch of rewards it is given.
     struct Scripted {
@@ -900,14 +969,7 @@ mod tests {
         let mut factory = |name: &str, _: u64| -> Result<Box<dyn SearchStrategy>, StrategyError> {
             Err(StrategyError::Config(format!("unknown strategy {name:?}")))
         };
-        let e = run_bench(
-            Arc::clone(&table),
-            "tiny",
-            &settings,
-            &mut factory,
-            &mut |_| {},
-        )
-        .unwrap_err();
+        let e = run_quietly(&table, "tiny", &settings, &mut factory).unwrap_err();
         assert_eq!(
             e.to_string(),
             "nope (seed 4): strategy configuration: unknown strategy \"nope\""
@@ -916,17 +978,11 @@ mod tests {
         let mut factory = |_: &str, seed: u64| -> Result<Box<dyn SearchStrategy>, StrategyError> {
             Ok(Box::new(RandomSearch::new(Space::Nb201, seed)))
         };
-        let e = run_bench(
-            table,
-            "tiny",
-            &BenchSettings {
-                strategies: vec!["random".into()],
-                ..settings.clone()
-            },
-            &mut factory,
-            &mut |_| {},
-        )
-        .unwrap_err();
+        let random_only = BenchSettings {
+            strategies: vec!["random".into()],
+            ..settings.clone()
+        };
+        let e = run_quietly(&table, "tiny", &random_only, &mut factory).unwrap_err();
         assert!(
             matches!(e, BenchError::Score { .. }) && e.to_string().contains("not in the table"),
             "{e}"
@@ -984,22 +1040,8 @@ mod tests {
                     )?)),
                 }
             };
-        let a = run_bench(
-            Arc::clone(&table),
-            "full",
-            &settings,
-            &mut factory,
-            &mut |_| {},
-        )
-        .unwrap();
-        let b = run_bench(
-            Arc::clone(&table),
-            "full",
-            &settings,
-            &mut factory,
-            &mut |_| {},
-        )
-        .unwrap();
+        let a = run_quietly(&table, "full", &settings, &mut factory).unwrap();
+        let b = run_quietly(&table, "full", &settings, &mut factory).unwrap();
         assert_eq!(a, b);
         // Different seeds give different runs.
         let finals: HashSet<String> = a.runs.iter().map(|r| format!("{:?}", r.best_at)).collect();

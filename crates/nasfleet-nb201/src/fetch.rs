@@ -8,9 +8,10 @@
 //!
 //! Writes are crash- and race-safe: the wheel goes into a private temporary
 //! directory and the table into a private temporary file that is renamed into
-//! place only once complete ([`nasfleet_util::write_atomic_with`]) (the zip reader checks the entry's CRC-32 while
-//! copying). A file at the final path is therefore always a whole table, so a
-//! later call only checks its size and returns.
+//! place only once complete and of the right size
+//! ([`nasfleet_util::write_atomic_with`]; the zip reader checks the entry's
+//! CRC-32 while copying). A file at the final path is therefore always a
+//! whole table, so a later call only checks its size and returns.
 
 use std::ffi::OsStr;
 use std::fs;

@@ -18,10 +18,13 @@ use thiserror::Error;
 
 use crate::bench::BenchReport;
 
+/// The PNG could not be drawn or written.
 #[derive(Debug, Error)]
 #[error("plotting {path}: {message}")]
 pub struct PlotError {
+    /// The PNG file being written.
     pub path: String,
+    /// The drawing backend's message.
     pub message: String,
 }
 

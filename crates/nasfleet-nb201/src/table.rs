@@ -24,47 +24,82 @@ pub const DEFAULT_OBJECTIVE: &str = "baseline_accuracy";
 /// score exactly this.
 pub const CHANCE_ACCURACY: f64 = 10.0;
 
+/// Why a table could not be loaded; every message names the file (or the
+/// origin given for text), the line or cell, and what is wrong.
 #[derive(Debug, Error)]
 pub enum TableError {
     // The underlying errors are part of the message and deliberately not
     // `source()`s, so a report that prints the whole chain (anyhow's `{:#}`)
     // does not say them twice.
+    /// The file could not be read.
     #[error("cannot read {path}: {error}")]
     Read {
+        /// The table file.
         path: PathBuf,
+        /// The operating system's error.
         error: std::io::Error,
     },
+    /// The file is not a pickle the reader understands.
     #[error("{origin}: not a readable pickle: {error}")]
     Pickle {
+        /// The file (or the name given to the bytes).
         origin: String,
+        /// The pickle reader's error.
         error: serde_pickle::Error,
     },
+    /// The pickle parses but is not shaped like the AnalogNAS-Bench table.
     #[error("{origin}: unexpected layout: {message}")]
-    Layout { origin: String, message: String },
-    #[error("{origin}: line {line}: {message}")]
-    Csv {
+    Layout {
+        /// The file (or the name given to the bytes).
         origin: String,
-        line: usize,
+        /// What was expected and what was found.
         message: String,
     },
+    /// A CSV line is malformed (header, arch or value).
+    #[error("{origin}: line {line}: {message}")]
+    Csv {
+        /// The file (or the name given to the text).
+        origin: String,
+        /// The line, 1-based.
+        line: usize,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The requested objective column is not in the table.
     #[error("unknown objective column {objective:?}; available: {}", available.join(", "))]
     UnknownObjective {
+        /// The column asked for.
         objective: String,
+        /// The table's value columns.
         available: Vec<String>,
     },
+    /// No column was asked for and the table has several, none of them
+    /// [`DEFAULT_OBJECTIVE`].
     #[error("no objective chosen and the table has several columns without {DEFAULT_OBJECTIVE:?} among them ({}); choose one (--objective)", available.join(", "))]
-    AmbiguousObjective { available: Vec<String> },
+    AmbiguousObjective {
+        /// The table's value columns.
+        available: Vec<String>,
+    },
+    /// A cell has two rows.
     #[error("architecture {} appears twice", describe(arch))]
-    Duplicate { arch: Nb201Arch },
+    Duplicate {
+        /// The repeated cell.
+        arch: Nb201Arch,
+    },
+    /// A cell's objective value is NaN or infinite.
     #[error(
         "architecture {}: {objective} is {value}, not a finite number",
         describe(arch)
     )]
     NonFinite {
+        /// The cell.
         arch: Nb201Arch,
+        /// The objective column.
         objective: String,
+        /// The value found.
         value: f64,
     },
+    /// The table has no rows.
     #[error("the table holds no cells")]
     Empty,
 }
@@ -72,13 +107,25 @@ pub enum TableError {
 /// A lookup that the table cannot answer.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum LookupError {
+    /// The cell has no row in this table (a partial table).
     #[error(
         "architecture {} is not in the table ({present} of {CELLS} cells present)",
         describe(arch)
     )]
-    NotInTable { arch: Nb201Arch, present: usize },
+    NotInTable {
+        /// The cell looked up.
+        arch: Nb201Arch,
+        /// Cells the table has (of [`CELLS`]).
+        present: usize,
+    },
+    /// A NASLib tuple with an index outside 0..=4.
     #[error("NASLib tuple {tuple:?} is not an architecture: {message}")]
-    InvalidTuple { tuple: [u8; 6], message: String },
+    InvalidTuple {
+        /// The tuple given.
+        tuple: [u8; 6],
+        /// Which index is wrong.
+        message: String,
+    },
 }
 
 /// `|nor_conv_3x3~0|+...| (NASLib tuple (2, 2, ...))`: both spellings, because
@@ -308,11 +355,17 @@ impl Table {
 /// Summary of a [`Table`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct TableStats {
+    /// The objective column the table holds.
     pub objective: String,
+    /// Cells with a value (at most [`CELLS`]).
     pub cells: usize,
+    /// The cell with the best value.
     pub best_arch: Nb201Arch,
+    /// The best value (the optimum).
     pub best: f64,
+    /// The median value.
     pub median: f64,
+    /// The worst value.
     pub worst: f64,
     /// Cells at exactly [`CHANCE_ACCURACY`] (for accuracy columns: the cells
     /// with no path from input to output).

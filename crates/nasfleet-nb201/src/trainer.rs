@@ -93,6 +93,7 @@ type Loaded = HashMap<(PathBuf, Option<String>), Arc<Table>>;
 pub struct TableCache(Arc<Mutex<Loaded>>);
 
 impl TableCache {
+    /// An empty cache of its own (not shared with [`TableCache::global`]).
     pub fn new() -> Self {
         Self::default()
     }
@@ -108,6 +109,7 @@ impl TableCache {
         self.lock().len()
     }
 
+    /// Whether no table is held yet.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -10,7 +10,6 @@ use std::time::Duration;
 use nasfleet_core::config::StrategyKind;
 use nasfleet_core::reward::RewardConfig;
 use nasfleet_core::strategy::build_pure_strategy;
-use nasfleet_core::trainer::{TrainJob, Trainer};
 use nasfleet_core::{Architecture, ExperimentConfig, SpaceKind};
 use nasfleet_fleet::{run_local, shutdown_pair, LocalOptions, TrainerSet, TrainerSets};
 use nasfleet_nb201::{Table, TableCache, TableTrainer, WorkerTable};

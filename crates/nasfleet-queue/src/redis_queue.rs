@@ -234,20 +234,18 @@ pub(crate) fn map_error(op: &'static str, e: RedisError) -> QueueError {
     QueueError::Redis { op, source: e }
 }
 
-/// Exponential pause between retries, bounded by the retry window.
+/// Exponential pause between retries (50 ms doubling to 1 s), bounded by
+/// the retry window.
 struct Backoff {
     started: tokio::time::Instant,
-    delay: Duration,
+    delays: nasfleet_util::Backoff,
 }
 
 impl Backoff {
-    const FIRST: Duration = Duration::from_millis(50);
-    const MAX: Duration = Duration::from_secs(1);
-
     fn new() -> Self {
         Backoff {
             started: tokio::time::Instant::now(),
-            delay: Self::FIRST,
+            delays: nasfleet_util::Backoff::new(Duration::from_millis(50), Duration::from_secs(1)),
         }
     }
 
@@ -262,9 +260,9 @@ impl Backoff {
                 source: err,
             });
         }
-        tracing::warn!(op, error = %err, retry_in_ms = duration_ms(self.delay), "redis call failed; retrying");
-        tokio::time::sleep(self.delay.min(window - waited)).await;
-        self.delay = (self.delay * 2).min(Self::MAX);
+        let delay = self.delays.next_delay();
+        tracing::warn!(op, error = %err, retry_in_ms = duration_ms(delay), "redis call failed; retrying");
+        tokio::time::sleep(delay.min(window - waited)).await;
         Ok(())
     }
 }

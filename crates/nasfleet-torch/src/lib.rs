@@ -22,6 +22,7 @@ pub mod cnn;
 pub mod controller;
 pub mod device;
 pub mod framed;
+mod optim;
 pub mod rnn;
 
 pub use tch;

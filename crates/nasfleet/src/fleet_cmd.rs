@@ -112,12 +112,8 @@ fn controller_start(args: ControllerStartArgs) -> Result<()> {
     let rt = runtime()?;
     let summary = rt.block_on(async {
         let queue = RedisQueue::connect(rcfg.clone()).await.context("connecting to the queue")?;
+        // The controller publishes the run's settings on it before any job.
         let board = Board::Redis(RedisBoard::new(&rcfg)?);
-        // Before any job: every worker of the run takes these.
-        board
-            .publish_settings(&RunSettings::of(&cfg))
-            .await
-            .context("publishing the run's settings for its workers")?;
         let opts = ControllerOptions {
             run: args.redis.run.clone(),
             run_dir: run_dir.clone(),

@@ -31,27 +31,36 @@ use crate::error::ArchError;
 use crate::limits::ArchLimits;
 use crate::schema::{DecisionType, Step, StepKind, TokenSchema};
 
+/// How a node merges its two inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Combine {
+    /// Element-wise sum.
     Add,
+    /// Element-wise product.
     ElemMult,
     /// Extended set (control experiment 1).
     Max,
 }
 
+/// The non-linearity a node applies to its combination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Activation {
+    /// No activation.
     Identity,
+    /// Hyperbolic tangent.
     Tanh,
+    /// Logistic sigmoid.
     Sigmoid,
+    /// max(0, x).
     Relu,
     /// Extended set (control experiment 1).
     Sin,
 }
 
 impl Combine {
+    /// The name in JSON, token schemas and formulas (`add`, `elem_mult`, `max`).
     pub fn name(self) -> &'static str {
         match self {
             Combine::Add => "add",
@@ -62,6 +71,7 @@ impl Combine {
 }
 
 impl Activation {
+    /// The name in JSON, token schemas and formulas (`tanh`, ...).
     pub fn name(self) -> &'static str {
         match self {
             Activation::Identity => "identity",
@@ -89,21 +99,31 @@ impl Default for CellSpace {
     }
 }
 
+/// Decision type of every combination (nodes and the inject).
 pub const D_COMBINE: usize = 0;
+/// Decision type of every activation (nodes and the inject).
 pub const D_ACTIVATION: usize = 1;
+/// Decision type of the two node indices (inject node, cell node), over the
+/// `2·base − 2` non-root nodes.
 pub const D_CELL_INDEX: usize = 2;
 
+/// One node of the cell's tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CellNode {
+    /// How the node merges its two inputs.
     pub combine: Combine,
+    /// The activation applied to the merge.
     pub activation: Activation,
 }
 
+/// How c_{t-1} enters the cell: merged into one node's output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CellInject {
+    /// How the node's output and c_{t-1} are merged.
     pub combine: Combine,
+    /// The activation applied to that merge.
     pub activation: Activation,
     /// The node whose output receives c_{t-1}.
     pub node: usize,
@@ -113,15 +133,18 @@ pub struct CellInject {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CellArch {
+    /// Number of leaves (a power of two ≥ 2).
     pub base: usize,
     /// `2·base − 1` nodes in level order (leaves first, root last).
     pub nodes: Vec<CellNode>,
+    /// Where c_{t-1} enters.
     pub inject: CellInject,
     /// The node whose pre-activation becomes c_t.
     pub cell_node: usize,
 }
 
 impl CellSpace {
+    /// The combinations this space offers, in token order.
     pub fn combines(&self) -> Vec<Combine> {
         let mut v = vec![Combine::Add, Combine::ElemMult];
         if self.extended {
@@ -130,6 +153,7 @@ impl CellSpace {
         v
     }
 
+    /// The activations this space offers, in token order.
     pub fn activations(&self) -> Vec<Activation> {
         let mut v = vec![Activation::Identity, Activation::Tanh, Activation::Sigmoid, Activation::Relu];
         if self.extended {
@@ -138,10 +162,13 @@ impl CellSpace {
         v
     }
 
+    /// Checks the settings against the limits (`base` a power of two in
+    /// `2..=max_cell_base`).
     pub fn check(&self, limits: &ArchLimits) -> Result<(), ArchError> {
         check_base(self.base, limits, "rnn_cell.base")
     }
 
+    /// The token schema (see the module documentation for the order).
     pub fn schema(&self) -> TokenSchema {
         let nodes = 2 * self.base - 1;
         let decisions = vec![
@@ -164,6 +191,7 @@ impl CellSpace {
         TokenSchema { decisions, steps }
     }
 
+    /// The cell a complete token sequence stands for.
     pub fn decode(&self, tokens: &[u32]) -> Result<CellArch, ArchError> {
         self.schema().check_tokens(tokens)?;
         let combines = self.combines();
@@ -177,6 +205,8 @@ impl CellSpace {
         Ok(CellArch { base: self.base, nodes, inject, cell_node: t(2 * n + 3) })
     }
 
+    /// The tokens of `arch`, the inverse of [`decode`](Self::decode); refuses
+    /// another base or an extended op in a non-extended space.
     pub fn encode(&self, arch: &CellArch) -> Result<Vec<u32>, ArchError> {
         if arch.base != self.base {
             return Err(ArchError::invalid("base", format!("{} differs from the space's base {}", arch.base, self.base)));
@@ -218,10 +248,12 @@ fn check_base(base: usize, limits: &ArchLimits, field: &str) -> Result<(), ArchE
 }
 
 impl CellArch {
+    /// Nodes of the tree: `2·base − 1`.
     pub fn node_count(&self) -> usize {
         2 * self.base - 1
     }
 
+    /// Index of the root (the last node), whose output is h_t.
     pub fn root(&self) -> usize {
         self.node_count() - 1
     }
@@ -231,6 +263,8 @@ impl CellArch {
         children(self.base, k)
     }
 
+    /// Structural validation against hard limits: the base, the node count
+    /// and the two node indices.
     pub fn validate(&self, limits: &ArchLimits) -> Result<(), ArchError> {
         check_base(self.base, limits, "base")?;
         let n = self.node_count();

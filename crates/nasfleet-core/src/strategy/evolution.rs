@@ -37,7 +37,9 @@ const NAME: &str = "evolution";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Member {
+    /// The architecture's tokens.
     pub actions: Vec<u32>,
+    /// Its reward, the fitness a tournament compares.
     #[serde(with = "f64_bits")]
     pub reward: f64,
 }
@@ -61,6 +63,8 @@ pub struct RegularizedEvolution {
 }
 
 impl RegularizedEvolution {
+    /// An empty population over `space`, seeded with `seed`; refuses a
+    /// population of 0 and a sample size outside `1..=population`.
     pub fn new(space: Space, cfg: &EvolutionConfig, seed: u64) -> Result<Self, StrategyError> {
         if cfg.population == 0 {
             return Err(StrategyError::Config("evolution.population must be at least 1".into()));

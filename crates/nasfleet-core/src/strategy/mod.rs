@@ -42,7 +42,9 @@ pub use synthetic::SyntheticCnnReward;
 /// One architecture to train.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Proposal {
+    /// The sampled tokens (the strategy's actions), to return in [`Feedback`].
     pub actions: Vec<u32>,
+    /// The architecture the tokens decode to.
     pub arch: Architecture,
     /// Policy version that sampled it (lag = version at update − this).
     pub policy_version: u64,
@@ -51,18 +53,27 @@ pub struct Proposal {
 /// A finished child's reward, returned with its actions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Feedback {
+    /// The proposal's tokens, unchanged.
     pub actions: Vec<u32>,
+    /// The child's reward (finite; its scale is the reward rule's).
     pub reward: f64,
 }
 
 /// What one update did. Strategies without a loss report 0 for it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UpdateStats {
+    /// The REINFORCE loss of the batch (0 without a loss).
     pub loss: f64,
+    /// The reward baseline the advantages were taken against (0 without one).
     pub baseline: f64,
+    /// Mean reward of the batch.
     pub mean_reward: f64,
+    /// Entropy of the sampling policy in nats, summed over an architecture's
+    /// tokens and averaged over the batch.
     pub entropy: f64,
+    /// Global norm of the gradient before any clipping (0 without a gradient).
     pub grad_norm: f64,
+    /// The policy version after this update.
     pub policy_version: u64,
 }
 
@@ -74,21 +85,31 @@ impl UpdateStats {
     }
 }
 
+/// Why a strategy call failed; the message names the offending entry or field.
 #[derive(Debug, Error)]
 pub enum StrategyError {
+    /// A feedback batch is empty, has a non-finite reward or tokens that do
+    /// not fit the space.
     #[error("invalid feedback: {0}")]
     Feedback(String),
+    /// A checkpoint cannot be written, or cannot restore this strategy.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// The thread running the policy failed or is gone.
     #[error("policy thread: {0}")]
     Thread(String),
+    /// The strategy's settings are invalid or name an unknown strategy.
     #[error("strategy configuration: {0}")]
     Config(String),
+    /// Sampled tokens did not decode to an architecture.
     #[error(transparent)]
     Arch(#[from] crate::error::ArchError),
 }
 
+/// A search strategy: proposes architectures and learns from their rewards
+/// (see the module documentation for the loop).
 pub trait SearchStrategy: Send {
+    /// The strategy's name as in configs and reports (`rl`, `random`, `evolution`).
     fn name(&self) -> &'static str;
     /// Samples `n` architectures (advances the RNG and the depth schedule).
     fn propose(&mut self, n: usize) -> Result<Vec<Proposal>, StrategyError>;
@@ -233,11 +254,11 @@ pub(crate) fn from_json_checkpoint<T: for<'de> Deserialize<'de>>(
 pub(crate) mod f64_bits {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(v.to_bits())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         u64::deserialize(d).map(f64::from_bits)
     }
 }

@@ -33,6 +33,7 @@ pub struct RandomSearch {
 }
 
 impl RandomSearch {
+    /// Random search over `space`, seeded with `seed`.
     pub fn new(space: Space, seed: u64) -> Self {
         RandomSearch { space, state: State { rng: ChaCha8Rng::seed_from_u64(seed), samples_drawn: 0, version: 0 } }
     }

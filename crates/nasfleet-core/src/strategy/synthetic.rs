@@ -21,11 +21,15 @@ use crate::arch::Architecture;
 use crate::error::ArchError;
 use crate::space::CnnArch;
 
+/// The synthetic reward's targets and weighting (see the module documentation).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyntheticCnnReward {
+    /// The rewarded kernel height in pixels. Default 3.
     pub filter_height: u32,
+    /// The rewarded kernel width in pixels. Default 3.
     pub filter_width: u32,
+    /// The rewarded filter count. Default 64.
     pub filters: u32,
     /// Weight of the skip pattern in [0, 1]; the layer score gets the rest.
     pub skip_weight: f64,

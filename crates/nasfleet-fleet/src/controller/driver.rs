@@ -10,6 +10,7 @@ use nasfleet_core::config::ExperimentConfig;
 use nasfleet_core::strategy::SearchStrategy;
 use nasfleet_core::trainer::{JobSpec, JOB_FORMAT_VERSION};
 use nasfleet_queue::{JobQueue, ResultEvent};
+use nasfleet_util::Backoff;
 use tracing::{debug, info, warn};
 
 use super::batches::{Admission, Book, ReadyBatch};
@@ -18,7 +19,8 @@ use super::outcome::{settle, Outcome, Received, Tally};
 use super::resume::{self, write_best, Position, RunLog};
 use super::strategy::StrategyCell;
 use super::{reward_range, ControllerOptions, ControllerSummary, Point};
-use crate::board::ControllerState;
+use crate::board::{worth_retrying, ControllerState};
+use crate::settings::RunSettings;
 use crate::error::{FleetError, Result};
 use crate::ids::{child_seed, job_id, now_ms, parse_seq};
 use crate::rundir::{Outstanding, UpdateLine};
@@ -43,19 +45,6 @@ fn warn_about(cfg: &ExperimentConfig) {
             max_in_flight = cfg.search.max_in_flight,
             batch = m,
             "max_in_flight is below the batch size; keeping one batch in flight"
-        );
-    }
-    let hard = nasfleet_core::ArchLimits::default();
-    let l = &cfg.limits;
-    if l.max_layers > hard.max_layers
-        || l.max_filters > hard.max_filters
-        || l.max_kernel > hard.max_kernel
-        || l.max_stride > hard.max_stride
-        || l.max_cell_base > hard.max_cell_base
-    {
-        warn!(
-            "[limits] are above the built-in limits fleet workers validate jobs against ({hard:?}); \
-             children beyond those will be dead-lettered as invalid_architecture"
         );
     }
 }
@@ -86,6 +75,9 @@ impl<Q: JobQueue> Controller<Q> {
 
     /// Runs until every batch is applied or shutdown is requested.
     pub(super) async fn run(&mut self, resumed: bool) -> Result<ControllerSummary> {
+        if !self.publish_settings().await? {
+            return Ok(self.stopped().await);
+        }
         if !self.begin(resumed).await? {
             return Ok(self.stopped().await);
         }
@@ -107,6 +99,29 @@ impl<Q: JobQueue> Controller<Q> {
                 if !self.apply(batch).await? {
                     return Ok(self.stopped().await);
                 }
+            }
+        }
+    }
+
+    /// Publishes the run's fleet settings on the board before any job is
+    /// issued (workers of the run take them from there). An unreachable Redis
+    /// is waited out for `[fleet] retry_for_ms`, as every queue call is; a
+    /// refused permission ends the start. `Ok(false)`: stopped on request.
+    async fn publish_settings(&mut self) -> Result<bool> {
+        let settings = RunSettings::of(&self.cfg);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(self.cfg.fleet.retry_for_ms);
+        let mut backoff = Backoff::new(std::time::Duration::from_millis(100), std::time::Duration::from_secs(10));
+        loop {
+            match self.opts.board.publish_settings(&settings).await {
+                Ok(()) => return Ok(true),
+                Err(e) if worth_retrying(&e) && tokio::time::Instant::now() < deadline => {
+                    warn!(error = %e, "cannot publish the run's settings yet; retrying");
+                }
+                Err(e) => return Err(e),
+            }
+            tokio::select! {
+                _ = self.calls.shutdown.requested() => return Ok(false),
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
             }
         }
     }

@@ -2,7 +2,8 @@
 //! `redis-server` (free loopback port, temp dir, AOF with fsync always),
 //! killed by pid. Timings are scaled down: heartbeat 100 ms, lease 1 s.
 //!
-//! Each test ends with the same two checks: every enqueued job has exactly
+//! Each test sets up a [`Scenario`] and ends with the same two checks
+//! ([`Scenario::assert_like_reference`]): every enqueued job has exactly
 //! one outcome and one terminal event ([`assert_exactly_once`]), and the
 //! run's history, update sequence and final strategy state equal an
 //! uninterrupted in-process run with the same seed ([`reference`]) — so no
@@ -19,31 +20,13 @@ use nasfleet_core::space::CnnArch;
 use nasfleet_core::trainer::{JobSpec, JOB_FORMAT_VERSION};
 use nasfleet_core::Architecture;
 use nasfleet_fleet::fake::{CrashMode, FakeTrainerConfig};
-use nasfleet_fleet::{Board, WorkerReport};
-use nasfleet_queue::testing::{RedisServer, RedisServerOptions, TcpProxy, TempDir};
+use nasfleet_fleet::WorkerReport;
+use nasfleet_queue::testing::TcpProxy;
 use nasfleet_queue::{
     Completion, Consumer, EnqueueOutcome, JobQueue, Lease, QueueError, QueueStatus, RedisQueue, ResultEvent,
 };
 
 use crate::support::*;
-
-const RUN: &str = "t";
-
-fn redis() -> RedisServer {
-    RedisServer::start_with(RedisServerOptions {
-        appendonly: true,
-        ..RedisServerOptions::default()
-    })
-    .expect("start redis-server")
-}
-
-fn fake(step_ms: u64, trace: &std::path::Path) -> FakeTrainerConfig {
-    FakeTrainerConfig {
-        step: Duration::from_millis(step_ms),
-        trace: Some(trace.to_owned()),
-        ..FakeTrainerConfig::default()
-    }
-}
 
 fn report(node: &Node) -> WorkerReport {
     let out = node.stdout();
@@ -73,38 +56,25 @@ async fn status(q: &RedisQueue) -> QueueStatus {
 /// the reward is applied once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_killed_mid_job_is_finished_by_another() {
-    let cfg = config(8, 2, 4, 6);
-    let expected = reference(&cfg, FakeTrainerConfig::default()).await;
-    let dir = TempDir::new("fleet-kill-worker").unwrap();
-    let server = redis();
-    let url = server.url();
-    let queue = connect(&url, RUN, &cfg).await;
-    let run_dir = dir.path().join("run");
-    let ctrl = spawn_controller(queue.clone(), &cfg, RUN, &run_dir, false, Board::Off);
-    let trace_file = dir.path().join("trace");
-    let args = ["--step-ms", "100", "--trace", trace_file.to_str().unwrap()];
-    let mut a = Node::worker(dir.path(), &url, RUN, &cfg, &args);
+    let sc = Scenario::start("fleet-kill-worker", config(8, 2, 4, 6)).await;
+    let ctrl = sc.controller();
+    let mut a = sc.worker_node(100, &[]);
     let a_name = a.consumer().await;
     let a_pid = a.pid();
     // Mid-job: A has finished epoch 1 of some job (of 6).
-    eventually("worker A is mid-job", 30, || {
-        let t = trace(&trace_file);
-        async move { t.iter().any(|(_, e, p)| *p == a_pid && *e == 1) }
-    })
-    .await;
+    sc.wait_trace("worker A is mid-job", |&(_, e, p)| p == a_pid && e == 1).await;
     a.kill9();
-    let t = trace(&trace_file);
+    let t = trace(&sc.trace);
     let (victim, last_epoch, _) = t.iter().rev().find(|(_, _, p)| *p == a_pid).cloned().unwrap();
     assert!(last_epoch < 5, "A finished {victim} before it was killed");
-    let b = Node::worker(dir.path(), &url, RUN, &cfg, &args);
+    let b = sc.worker_node(100, &[]);
     let b_name = b.consumer().await;
     ctrl.finish(120).await;
-    let line = history(&run_dir).into_iter().find(|l| l.job_id == victim).unwrap();
+    let line = history(&sc.run_dir).into_iter().find(|l| l.job_id == victim).unwrap();
     assert_eq!(line.status, "ok");
     assert_eq!(line.worker, b_name, "the killed worker's job must be finished by the other");
     assert_ne!(line.worker, a_name);
-    assert_exactly_once(&queue, 8).await;
-    assert_eq!(project(&run_dir), expected);
+    sc.assert_like_reference(8).await;
 }
 
 /// 2. SIGTERM → the trainer checkpoints, the job is released at once without
@@ -116,78 +86,48 @@ async fn sigterm_releases_without_a_delivery_and_training_resumes() {
     // Only a release can hand the job to the next worker within the test's
     // patience: an expired lease would take a minute.
     cfg.fleet.lease_ms = 60_000;
-    let expected = reference(&cfg, FakeTrainerConfig::default()).await;
-    let dir = TempDir::new("fleet-sigterm").unwrap();
-    let server = redis();
-    let url = server.url();
-    let queue = connect(&url, RUN, &cfg).await;
-    let run_dir = dir.path().join("run");
-    let ctrl = spawn_controller(queue.clone(), &cfg, RUN, &run_dir, false, Board::Off);
-    let trace_file = dir.path().join("trace");
-    let work = dir.path().join("work");
-    let args = ["--step-ms", "100", "--trace", trace_file.to_str().unwrap(), "--work-dir", work.to_str().unwrap()];
+    let sc = Scenario::start("fleet-sigterm", cfg).await;
+    let ctrl = sc.controller();
+    let work = sc.dir.path().join("work");
+    let work_dir = ["--work-dir", work.to_str().unwrap()];
     for round in 0..10 {
-        let mut w = Node::worker(dir.path(), &url, RUN, &cfg, &args);
-        let pid = w.pid();
-        eventually("the new worker trains an epoch", 20, || {
-            let t = trace(&trace_file);
-            async move { t.iter().any(|(_, _, p)| *p == pid) }
-        })
-        .await;
+        let mut w = sc.worker_node(100, &work_dir);
+        sc.wait_trained_by("the new worker trains an epoch", w.pid()).await;
         w.signal("TERM");
         let code = w.exit(20).await;
         assert!(code.success(), "round {round}: worker exited with {code}; log:\n{}", w.log());
         let r = report(&w);
         assert_eq!((r.released, r.completed, r.stopped), (1, 0, true), "round {round}: {r:?}");
-        let s = status(&queue).await;
+        let s = status(&sc.queue).await;
         assert_eq!(s.dead_total, 0, "round {round}: dead-lettered: {s:?}");
         assert_eq!(s.in_flight.len(), 1, "{s:?}");
         assert_eq!(s.in_flight[0].deliveries, 0, "round {round}: a release must not count as a delivery: {s:?}");
     }
-    let last = Node::worker(dir.path(), &url, RUN, &cfg, &args);
+    let last = sc.worker_node(100, &work_dir);
     ctrl.finish(60).await;
     drop(last);
     // Every epoch trained exactly once, in order, across eleven processes.
-    let epochs: Vec<usize> = trace(&trace_file).into_iter().map(|(_, e, _)| e).collect();
+    let epochs: Vec<usize> = trace(&sc.trace).into_iter().map(|(_, e, _)| e).collect();
     assert_eq!(epochs, (0..30).collect::<Vec<_>>());
-    let pids: std::collections::BTreeSet<u32> = trace(&trace_file).into_iter().map(|(_, _, p)| p).collect();
+    let pids: std::collections::BTreeSet<u32> = trace(&sc.trace).into_iter().map(|(_, _, p)| p).collect();
     assert_eq!(pids.len(), 11, "each of the 11 workers trained part of the job");
-    assert!(!work.join(RUN).join(format!("{RUN}-000000")).exists(), "a finished job's checkpoint is removed");
-    assert_exactly_once(&queue, 1).await;
-    assert_eq!(project(&run_dir), expected);
+    assert!(!work.join(&sc.run).join(sc.job_id(0)).exists(), "a finished job's checkpoint is removed");
+    sc.assert_like_reference(1).await;
 }
 
 /// 3. SIGSTOP a worker past its lease, then SIGCONT → the job is reassigned,
 /// the stale worker's heartbeat fails and it aborts; counted once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_worker_loses_its_lease_and_aborts() {
-    let cfg = config(1, 1, 1, 20);
-    let expected = reference(&cfg, FakeTrainerConfig::default()).await;
-    let dir = TempDir::new("fleet-sigstop").unwrap();
-    let server = redis();
-    let url = server.url();
-    let queue = connect(&url, RUN, &cfg).await;
-    let run_dir = dir.path().join("run");
-    let ctrl = spawn_controller(queue.clone(), &cfg, RUN, &run_dir, false, Board::Off);
-    let trace_file = dir.path().join("trace");
-    let args = ["--step-ms", "100", "--trace", trace_file.to_str().unwrap()];
-    let mut a = Node::worker(dir.path(), &url, RUN, &cfg, &args);
-    let a_pid = a.pid();
-    eventually("A trains", 20, || {
-        let t = trace(&trace_file);
-        async move { t.iter().any(|(_, _, p)| *p == a_pid) }
-    })
-    .await;
+    let sc = Scenario::start("fleet-sigstop", config(1, 1, 1, 20)).await;
+    let ctrl = sc.controller();
+    let mut a = sc.worker_node(100, &[]);
+    sc.wait_trained_by("A trains", a.pid()).await;
     a.signal("STOP");
-    let b = Node::worker(dir.path(), &url, RUN, &cfg, &args);
+    let b = sc.worker_node(100, &[]);
     let b_name = b.consumer().await;
-    let b_pid = b.pid();
-    eventually("B takes the expired lease and trains", 20, || {
-        let t = trace(&trace_file);
-        async move { t.iter().any(|(_, _, p)| *p == b_pid) }
-    })
-    .await;
-    let s = status(&queue).await;
+    sc.wait_trained_by("B takes the expired lease and trains", b.pid()).await;
+    let s = status(&sc.queue).await;
     assert_eq!(s.in_flight[0].owner, b_name, "{s:?}");
     a.signal("CONT");
     ctrl.finish(60).await;
@@ -201,9 +141,8 @@ async fn a_stopped_worker_loses_its_lease_and_aborts() {
     let r = report(&a);
     assert_eq!(r.completed, 0, "{r:?}");
     assert_eq!(r.aborted + r.lease_lost + r.duplicates, 1, "{r:?}");
-    assert_eq!(history(&run_dir)[0].worker, b_name);
-    assert_exactly_once(&queue, 1).await;
-    assert_eq!(project(&run_dir), expected);
+    assert_eq!(history(&sc.run_dir)[0].worker, b_name);
+    sc.assert_like_reference(1).await;
 }
 
 /// A queue that loses replies and heartbeats on purpose.
@@ -264,35 +203,24 @@ impl<Q: JobQueue> JobQueue for Flaky<Q> {
 /// a second worker finishing the same job gets "duplicate"; one result.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_and_lost_reply_completions_are_applied_once() {
-    let cfg = config(1, 1, 1, 20);
-    let expected = reference(&cfg, FakeTrainerConfig::default()).await;
-    let dir = TempDir::new("fleet-duplicate").unwrap();
-    let server = redis();
-    let url = server.url();
-    let queue = connect(&url, RUN, &cfg).await;
-    let run_dir = dir.path().join("run");
-    let ctrl = spawn_controller(queue.clone(), &cfg, RUN, &run_dir, false, Board::Off);
-    let trace_file = dir.path().join("trace");
+    let sc = Scenario::start("fleet-duplicate", config(1, 1, 1, 20)).await;
+    let ctrl = sc.controller();
     // A: 20 epochs of 100 ms, heartbeats muted, so its lease expires after 1 s.
     let a_queue = Flaky {
-        inner: connect(&url, RUN, &cfg).await,
+        inner: sc.connect().await,
         mute_heartbeats: true,
         lose_first_reply: Arc::new(AtomicBool::new(false)),
     };
-    let a = spawn_worker_max(a_queue, &cfg, RUN, "a", fake(100, &trace_file), None, Some(1));
-    eventually("A trains", 20, || {
-        let t = trace(&trace_file);
-        async move { !t.is_empty() }
-    })
-    .await;
+    let a = sc.worker_on(a_queue, "a", 100, Some(1));
+    sc.wait_trace("A trains", |_| true).await;
     // B: fast, takes the expired lease, and its first completion reply is lost.
     let lose = Arc::new(AtomicBool::new(true));
     let b_queue = Flaky {
-        inner: connect(&url, RUN, &cfg).await,
+        inner: sc.connect().await,
         mute_heartbeats: false,
         lose_first_reply: lose.clone(),
     };
-    let b = spawn_worker(b_queue, &cfg, RUN, "b", fake(10, &trace_file), None);
+    let b = sc.worker_on(b_queue, "b", 10, None);
     let b_name = b.name.clone();
     ctrl.finish(60).await;
     assert!(!lose.load(Ordering::SeqCst), "B's reply was lost once");
@@ -303,9 +231,8 @@ async fn duplicate_and_lost_reply_completions_are_applied_once() {
     assert_eq!((rb.completed, rb.duplicates), (1, 0), "B: {rb:?}");
     assert_eq!(ra.completed, 0, "A: {ra:?}");
     assert_eq!(ra.duplicates + ra.lease_lost, 1, "A: {ra:?}");
-    assert_eq!(history(&run_dir)[0].worker, b_name);
-    assert_exactly_once(&queue, 1).await;
-    assert_eq!(project(&run_dir), expected);
+    assert_eq!(history(&sc.run_dir)[0].worker, b_name);
+    sc.assert_like_reference(1).await;
 }
 
 fn layer(filters: u32) -> CnnLayer {
@@ -344,7 +271,7 @@ fn job_payload(id: &str, run: &str, arch: serde_json::Value) -> serde_json::Valu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_payloads_are_dead_lettered_and_the_worker_goes_on() {
     let cfg = config(1, 1, 1, 1);
-    let server = redis();
+    let server = redis_server();
     let url = server.url();
     let run = "bad";
     let queue = connect(&url, run, &cfg).await;
@@ -404,25 +331,16 @@ async fn malformed_payloads_are_dead_lettered_and_the_worker_goes_on() {
 /// stall, and the rest of the run equals the uninterrupted one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_job_is_dead_lettered_after_the_delivery_limit() {
-    let cfg = config(6, 2, 4, 2);
-    let expected = reference(
-        &cfg,
-        FakeTrainerConfig {
-            crash_jobs: vec!["reference-000002".into()],
-            crash: CrashMode::Panic,
-            ..FakeTrainerConfig::default()
-        },
-    )
-    .await;
-    let dir = TempDir::new("fleet-poison").unwrap();
-    let server = redis();
-    let url = server.url();
-    let queue = connect(&url, RUN, &cfg).await;
-    let run_dir = dir.path().join("run");
-    let ctrl = spawn_controller(queue.clone(), &cfg, RUN, &run_dir, false, Board::Off);
-    let poison = format!("{RUN}-000002");
-    let args = ["--step-ms", "20", "--crash-jobs", poison.as_str(), "--crash-mode", "exit"];
-    let mut workers: Vec<Node> = (0..2).map(|_| Node::worker(dir.path(), &url, RUN, &cfg, &args)).collect();
+    let crash = FakeTrainerConfig {
+        crash_jobs: vec!["reference-000002".into()],
+        crash: CrashMode::Panic,
+        ..FakeTrainerConfig::default()
+    };
+    let sc = Scenario::start_with("fleet-poison", config(6, 2, 4, 2), crash).await;
+    let ctrl = sc.controller();
+    let poison = sc.job_id(2);
+    let args = ["--crash-jobs", poison.as_str(), "--crash-mode", "exit"];
+    let mut workers: Vec<Node> = (0..2).map(|_| sc.worker_node(20, &args)).collect();
     let mut crashes = 0;
     within(120, async {
         while !ctrl.handle.is_finished() {
@@ -430,7 +348,7 @@ async fn poison_job_is_dead_lettered_after_the_delivery_limit() {
                 if let Some(code) = w.try_exit() {
                     assert_eq!(code.code(), Some(101), "{}", w.log());
                     crashes += 1;
-                    *w = Node::worker(dir.path(), &url, RUN, &cfg, &args);
+                    *w = sc.worker_node(20, &args);
                 }
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -438,48 +356,33 @@ async fn poison_job_is_dead_lettered_after_the_delivery_limit() {
     })
     .await;
     ctrl.finish(10).await;
-    assert_eq!(crashes, cfg.fleet.max_deliveries, "one crash per allowed delivery");
-    let line = history(&run_dir).into_iter().find(|l| l.job_id == poison).unwrap();
+    assert_eq!(crashes, sc.cfg.fleet.max_deliveries, "one crash per allowed delivery");
+    let line = history(&sc.run_dir).into_iter().find(|l| l.job_id == poison).unwrap();
     assert_eq!((line.status.as_str(), line.reason.as_deref()), ("dead", Some("max_deliveries")));
-    let s = status(&queue).await;
+    let s = status(&sc.queue).await;
     assert_eq!(s.dead_letters.len(), 1);
     assert_eq!(s.dead_letters[0].reason, "max_deliveries");
-    assert_exactly_once(&queue, 6).await;
-    assert_eq!(project(&run_dir), expected);
+    sc.assert_like_reference(6).await;
 }
 
 /// 7. kill -9 redis-server with jobs in flight, restart it on the same
 /// directory → controller and workers reconnect; every job ends once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_restarted_loses_nothing() {
-    let cfg = config(12, 3, 6, 3);
-    let expected = reference(&cfg, FakeTrainerConfig::default()).await;
-    let dir = TempDir::new("fleet-redis-restart").unwrap();
-    let mut server = redis();
-    let url = server.url();
-    let queue = connect(&url, RUN, &cfg).await;
-    let run_dir = dir.path().join("run");
-    let ctrl = spawn_controller(queue.clone(), &cfg, RUN, &run_dir, false, Board::Off);
-    let trace_file = dir.path().join("trace");
-    let mut workers = Vec::new();
-    for i in 0..2 {
-        let q = connect(&url, RUN, &cfg).await;
-        workers.push(spawn_worker(q, &cfg, RUN, &format!("w{i}"), fake(100, &trace_file), None));
-    }
+    let mut sc = Scenario::start("fleet-redis-restart", config(12, 3, 6, 3)).await;
+    let ctrl = sc.controller();
+    let workers = sc.workers(2, 100).await;
     eventually("a few results", 30, || {
-        let q = queue.clone();
+        let q = sc.queue.clone();
         async move { q.status(0).await.map(|s| s.results >= 3).unwrap_or(false) }
     })
     .await;
-    server.kill().unwrap();
+    sc.server.kill().unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    server.restart().unwrap();
+    sc.server.restart().unwrap();
     ctrl.finish(120).await;
-    for w in workers {
-        w.stop().await;
-    }
-    assert_exactly_once(&queue, 12).await;
-    assert_eq!(project(&run_dir), expected);
+    stop_all(workers).await;
+    sc.assert_like_reference(12).await;
 }
 
 /// 8. The controller killed at several points of a step (after the update,
@@ -490,11 +393,7 @@ async fn redis_killed_and_restarted_loses_nothing() {
 /// applied twice; no job enqueued twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_killed_at_each_point_resumes_to_the_same_updates() {
-    let cfg = config(12, 4, 8, 2);
-    let expected = reference(&cfg, FakeTrainerConfig::default()).await;
-    let dir = TempDir::new("fleet-controller-crash").unwrap();
-    let server = redis();
-    let url = server.url();
+    let mut sc = Scenario::start("fleet-controller-crash", config(12, 4, 8, 2)).await;
     // Step 0 enqueues 8 jobs, steps 1 and 2 apply a batch of 4 and propose
     // 4 more, step 3 applies the last batch and finishes.
     let points = [
@@ -508,25 +407,16 @@ async fn controller_killed_at_each_point_resumes_to_the_same_updates() {
         "checkpointed:3",
     ];
     for (i, point) in points.iter().enumerate() {
-        let run = format!("crash{i}");
-        let queue = connect(&url, &run, &cfg).await;
-        let run_dir = dir.path().join(&run);
-        let mut workers = Vec::new();
-        for k in 0..2 {
-            let q = connect(&url, &run, &cfg).await;
-            workers.push(spawn_worker(q, &cfg, &run, &format!("w{k}"), fake(20, &dir.path().join("trace")), None));
-        }
-        let mut c = Node::controller(dir.path(), &url, &run, &cfg, &run_dir, &["--crash-at", point]);
+        sc.use_run(&format!("crash{i}"), &format!("crash at {point}")).await;
+        let workers = sc.workers(2, 20).await;
+        let mut c = sc.controller_node(&["--crash-at", point]);
         let code = c.exit(60).await;
         assert_eq!(code.code(), Some(86), "{point}: {}", c.log());
-        let mut c = Node::controller(dir.path(), &url, &run, &cfg, &run_dir, &["--resume"]);
+        let mut c = sc.controller_node(&["--resume"]);
         let code = c.exit(60).await;
         assert!(code.success(), "{point}: resume failed: {}", c.log());
-        for w in workers {
-            w.stop().await;
-        }
-        assert_exactly_once(&queue, 12).await;
-        assert_eq!(project(&run_dir), expected, "crash at {point}");
+        stop_all(workers).await;
+        sc.assert_like_reference(12).await;
     }
 }
 
@@ -534,35 +424,33 @@ async fn controller_killed_at_each_point_resumes_to_the_same_updates() {
 /// `--resume` finishes with the same history as an uninterrupted run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_kill_9_and_resume_gives_the_same_history() {
-    let cfg = config(16, 2, 4, 2);
-    let expected = reference(&cfg, FakeTrainerConfig::default()).await;
-    let dir = TempDir::new("fleet-controller-kill9").unwrap();
-    let server = redis();
-    let url = server.url();
-    let queue = connect(&url, RUN, &cfg).await;
-    let run_dir = dir.path().join("run");
-    let mut workers = Vec::new();
-    for k in 0..2 {
-        let q = connect(&url, RUN, &cfg).await;
-        workers.push(spawn_worker(q, &cfg, RUN, &format!("w{k}"), fake(30, &dir.path().join("trace")), None));
-    }
-    let mut c = Node::controller(dir.path(), &url, RUN, &cfg, &run_dir, &[]);
-    let hist = run_dir.join("history.jsonl");
+    let sc = Scenario::start("fleet-controller-kill9", config(16, 2, 4, 2)).await;
+    let workers = sc.workers(2, 30).await;
+    let mut c = sc.controller_node(&[]);
+    let hist = sc.run_dir.join("history.jsonl");
     eventually("some children applied", 60, || {
         let n = std::fs::read_to_string(&hist).map(|t| t.lines().count()).unwrap_or(0);
         async move { n >= 5 }
     })
     .await;
     c.kill9();
-    let applied_before = history(&run_dir).len();
+    let applied_before = history(&sc.run_dir).len();
     assert!(applied_before < 16, "killed too late to test anything");
-    let mut c = Node::controller(dir.path(), &url, RUN, &cfg, &run_dir, &["--resume"]);
+    let mut c = sc.controller_node(&["--resume"]);
     assert!(c.exit(60).await.success(), "{}", c.log());
-    for w in workers {
-        w.stop().await;
-    }
-    assert_exactly_once(&queue, 16).await;
-    assert_eq!(project(&run_dir), expected);
+    stop_all(workers).await;
+    sc.assert_like_reference(16).await;
+}
+
+/// The start of the network-cut tests: worker A reaches Redis through a
+/// proxy (for the test to cut) and is training the only job; worker B,
+/// connected directly, waits for work.
+async fn a_behind_a_proxy_and_b(sc: &Scenario) -> (TcpProxy, InProcessWorker, InProcessWorker) {
+    let proxy = TcpProxy::start(sc.server.addr()).await.unwrap();
+    let a = sc.worker_on(sc.connect_to(&proxy.url()).await, "a", 100, None);
+    sc.wait_trace("A trains", |_| true).await;
+    let b = sc.worker("b", 100).await;
+    (proxy, a, b)
 }
 
 /// 9a. A network cut between a worker and Redis shorter than the lease:
@@ -571,22 +459,9 @@ async fn controller_kill_9_and_resume_gives_the_same_history() {
 async fn network_cut_shorter_than_the_lease_keeps_the_job() {
     let mut cfg = config(1, 1, 1, 20);
     cfg.fleet.lease_ms = 4000;
-    let expected = reference(&cfg, FakeTrainerConfig::default()).await;
-    let dir = TempDir::new("fleet-cut-short").unwrap();
-    let server = redis();
-    let url = server.url();
-    let queue = connect(&url, RUN, &cfg).await;
-    let run_dir = dir.path().join("run");
-    let ctrl = spawn_controller(queue.clone(), &cfg, RUN, &run_dir, false, Board::Off);
-    let proxy = TcpProxy::start(server.addr()).await.unwrap();
-    let trace_file = dir.path().join("trace");
-    let a = spawn_worker(connect(&proxy.url(), RUN, &cfg).await, &cfg, RUN, "a", fake(100, &trace_file), None);
-    eventually("A trains", 20, || {
-        let t = trace(&trace_file);
-        async move { !t.is_empty() }
-    })
-    .await;
-    let b = spawn_worker(connect(&url, RUN, &cfg).await, &cfg, RUN, "b", fake(100, &trace_file), None);
+    let sc = Scenario::start("fleet-cut-short", cfg).await;
+    let ctrl = sc.controller();
+    let (proxy, a, b) = a_behind_a_proxy_and_b(&sc).await;
     proxy.cut();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     proxy.restore();
@@ -595,36 +470,21 @@ async fn network_cut_shorter_than_the_lease_keeps_the_job() {
     let (ra, rb) = (a.stop().await, b.stop().await);
     assert_eq!(ra.completed, 1, "A kept its job: {ra:?}");
     assert_eq!(rb.jobs, 0, "B never got it: {rb:?}");
-    assert_eq!(history(&run_dir)[0].worker, a_name);
-    assert_exactly_once(&queue, 1).await;
-    assert_eq!(project(&run_dir), expected);
+    assert_eq!(history(&sc.run_dir)[0].worker, a_name);
+    sc.assert_like_reference(1).await;
 }
 
 /// 9b. A cut longer than the lease: the job is reassigned; the cut-off
 /// worker aborts (or is refused) when the network returns; counted once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_cut_longer_than_the_lease_reassigns_once() {
-    let cfg = config(1, 1, 1, 30);
-    let expected = reference(&cfg, FakeTrainerConfig::default()).await;
-    let dir = TempDir::new("fleet-cut-long").unwrap();
-    let server = redis();
-    let url = server.url();
-    let queue = connect(&url, RUN, &cfg).await;
-    let run_dir = dir.path().join("run");
-    let ctrl = spawn_controller(queue.clone(), &cfg, RUN, &run_dir, false, Board::Off);
-    let proxy = TcpProxy::start(server.addr()).await.unwrap();
-    let trace_file = dir.path().join("trace");
-    let a = spawn_worker(connect(&proxy.url(), RUN, &cfg).await, &cfg, RUN, "a", fake(100, &trace_file), None);
-    eventually("A trains", 20, || {
-        let t = trace(&trace_file);
-        async move { !t.is_empty() }
-    })
-    .await;
-    let b = spawn_worker(connect(&url, RUN, &cfg).await, &cfg, RUN, "b", fake(100, &trace_file), None);
+    let sc = Scenario::start("fleet-cut-long", config(1, 1, 1, 30)).await;
+    let ctrl = sc.controller();
+    let (proxy, a, b) = a_behind_a_proxy_and_b(&sc).await;
     let b_name = b.name.clone();
     proxy.cut();
     eventually("B takes the job over", 20, || {
-        let q = queue.clone();
+        let q = sc.queue.clone();
         let b_name = b_name.clone();
         async move { q.status(5).await.map(|s| s.in_flight.iter().any(|f| f.owner == b_name)).unwrap_or(false) }
     })
@@ -637,9 +497,8 @@ async fn network_cut_longer_than_the_lease_reassigns_once() {
     assert_eq!(ra.completed, 0, "A: {ra:?}");
     assert_eq!(ra.aborted + ra.lease_lost + ra.duplicates, 1, "A: {ra:?}");
     assert_eq!(rb.completed, 1, "B: {rb:?}");
-    assert_eq!(history(&run_dir)[0].worker, b_name);
-    assert_exactly_once(&queue, 1).await;
-    assert_eq!(project(&run_dir), expected);
+    assert_eq!(history(&sc.run_dir)[0].worker, b_name);
+    sc.assert_like_reference(1).await;
 }
 
 /// SIGTERM to a worker whose trainer ignores the stop request: after the
@@ -650,38 +509,20 @@ async fn a_trainer_that_ignores_sigterm_is_abandoned_after_the_grace() {
     let mut cfg = config(1, 1, 1, 20);
     cfg.fleet.stop_grace_ms = 300;
     cfg.fleet.lease_ms = 60_000;
-    let expected = reference(&cfg, FakeTrainerConfig::default()).await;
-    let dir = TempDir::new("fleet-ignore-sigterm").unwrap();
-    let server = redis();
-    let url = server.url();
-    let queue = connect(&url, RUN, &cfg).await;
-    let run_dir = dir.path().join("run");
-    let ctrl = spawn_controller(queue.clone(), &cfg, RUN, &run_dir, false, Board::Off);
-    let trace_file = dir.path().join("trace");
-    let mut a = Node::worker(
-        dir.path(),
-        &url,
-        RUN,
-        &cfg,
-        &["--step-ms", "100", "--trace", trace_file.to_str().unwrap(), "--ignore-stop"],
-    );
-    let a_pid = a.pid();
-    eventually("A trains", 20, || {
-        let t = trace(&trace_file);
-        async move { t.iter().any(|(_, _, p)| *p == a_pid) }
-    })
-    .await;
+    let sc = Scenario::start("fleet-ignore-sigterm", cfg).await;
+    let ctrl = sc.controller();
+    let mut a = sc.worker_node(100, &["--ignore-stop"]);
+    sc.wait_trained_by("A trains", a.pid()).await;
     a.signal("TERM");
     assert!(a.exit(20).await.success(), "{}", a.log());
     assert!(a.log().contains("did not stop in time"), "{}", a.log());
     let r = report(&a);
     assert_eq!((r.released, r.completed), (1, 0), "{r:?}");
-    let s = status(&queue).await;
+    let s = status(&sc.queue).await;
     assert_eq!(s.in_flight[0].deliveries, 0, "giving up on the trainer must not spend a delivery: {s:?}");
-    let b = Node::worker(dir.path(), &url, RUN, &cfg, &["--step-ms", "10"]);
+    let b = sc.worker_node(10, &[]);
     let b_name = b.consumer().await;
     ctrl.finish(60).await;
-    assert_eq!(history(&run_dir)[0].worker, b_name);
-    assert_exactly_once(&queue, 1).await;
-    assert_eq!(project(&run_dir), expected);
+    assert_eq!(history(&sc.run_dir)[0].worker, b_name);
+    sc.assert_like_reference(1).await;
 }

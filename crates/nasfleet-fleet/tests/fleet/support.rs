@@ -17,7 +17,7 @@ use nasfleet_fleet::{
     run_controller, run_local, run_worker, shutdown_pair, Board, ControllerOptions, ControllerSummary,
     FleetSettings, LocalOptions, Shutdown, ShutdownTrigger, WorkerOptions, WorkerReport,
 };
-use nasfleet_queue::testing::TempDir;
+use nasfleet_queue::testing::{RedisServer, RedisServerOptions, TempDir};
 use nasfleet_queue::{Consumer, JobQueue, RedisQueue, RedisQueueConfig};
 use tokio::task::JoinHandle;
 
@@ -206,25 +206,14 @@ impl InProcessWorker {
     }
 }
 
+/// A worker on `queue` training with the fake trainer `fake`; with
+/// `max_jobs`, it stops by itself after that many jobs.
 pub(crate) fn spawn_worker<Q: JobQueue>(
     queue: Q,
     cfg: &ExperimentConfig,
     run: &str,
     host: &str,
     fake: FakeTrainerConfig,
-    work_dir: Option<PathBuf>,
-) -> InProcessWorker {
-    spawn_worker_max(queue, cfg, run, host, fake, work_dir, None)
-}
-
-/// As [`spawn_worker`], stopping by itself after `max_jobs` jobs.
-pub(crate) fn spawn_worker_max<Q: JobQueue>(
-    queue: Q,
-    cfg: &ExperimentConfig,
-    run: &str,
-    host: &str,
-    fake: FakeTrainerConfig,
-    work_dir: Option<PathBuf>,
     max_jobs: Option<u64>,
 ) -> InProcessWorker {
     let (stop, shutdown) = shutdown_pair();
@@ -235,12 +224,21 @@ pub(crate) fn spawn_worker_max<Q: JobQueue>(
         run: run.into(),
         settings: FleetSettings::from_config(&cfg.fleet).unwrap(),
         max_jobs,
-        work_dir,
+        work_dir: None,
         device: "cpu".into(),
         data_dir: None,
     };
     let handle = tokio::spawn(run_worker(queue, opts, fake_trainers(fake), shutdown));
     InProcessWorker { handle, stop, name }
+}
+
+/// Stops in-process workers one by one and returns their reports.
+pub(crate) async fn stop_all(workers: Vec<InProcessWorker>) -> Vec<WorkerReport> {
+    let mut reports = Vec::new();
+    for w in workers {
+        reports.push(w.stop().await);
+    }
+    reports
 }
 
 /// A `nasfleet-fleet-node` process; killed (SIGKILL) on drop if still running.
@@ -271,25 +269,18 @@ impl Node {
     /// A worker process with the test timings of `cfg`.
     pub(crate) fn worker(dir: &Path, url: &str, run: &str, cfg: &ExperimentConfig, extra: &[&str]) -> Node {
         let f = &cfg.fleet;
-        let mut args: Vec<String> = vec![
-            "worker".into(),
-            "--redis".into(),
-            url.into(),
-            "--run".into(),
-            run.into(),
-            "--lease-ms".into(),
-            f.lease_ms.to_string(),
-            "--heartbeat-ms".into(),
-            f.heartbeat_ms.to_string(),
-            "--block-ms".into(),
-            f.block_ms.to_string(),
-            "--max-deliveries".into(),
-            f.max_deliveries.to_string(),
-            "--stop-grace-ms".into(),
-            f.stop_grace_ms.to_string(),
-            "--retry-for-ms".into(),
-            f.retry_for_ms.to_string(),
+        let timings = [
+            ("--lease-ms", f.lease_ms.to_string()),
+            ("--heartbeat-ms", f.heartbeat_ms.to_string()),
+            ("--block-ms", f.block_ms.to_string()),
+            ("--max-deliveries", f.max_deliveries.to_string()),
+            ("--stop-grace-ms", f.stop_grace_ms.to_string()),
+            ("--retry-for-ms", f.retry_for_ms.to_string()),
         ];
+        let mut args: Vec<String> = vec!["worker".into(), "--redis".into(), url.into(), "--run".into(), run.into()];
+        for (flag, value) in timings {
+            args.extend([flag.to_owned(), value]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         Node::start(dir, &args)
     }
@@ -408,4 +399,168 @@ pub(crate) async fn assert_exactly_once<Q: JobQueue>(queue: &Q, total: u64) {
     assert_eq!(s.outcomes, total, "jobs with an outcome: {s:?}");
     assert_eq!(s.results, total, "terminal events on the results stream: {s:?}");
     assert_eq!((s.depth, s.in_flight_total), (0, 0), "jobs left in the queue: {s:?}");
+}
+
+/// A redis-server for the fault tests: a free loopback port, its own temp
+/// dir, AOF with fsync always (so a killed server restarts with every
+/// acknowledged write).
+pub(crate) fn redis_server() -> RedisServer {
+    RedisServer::start_with(RedisServerOptions {
+        appendonly: true,
+        ..RedisServerOptions::default()
+    })
+    .expect("start redis-server")
+}
+
+/// The set-up the fault tests share: a config, the uninterrupted reference
+/// run it must end as, a temp dir, a redis-server, the controller's
+/// connection for run `t`, the run dir and the fake trainers' trace file.
+/// Each test starts the controller and workers it needs from here and ends
+/// with [`Scenario::assert_like_reference`].
+pub(crate) struct Scenario {
+    pub cfg: ExperimentConfig,
+    /// The projection of an uninterrupted in-process run of `cfg`.
+    pub expected: Projection,
+    /// The run's name (job ids are `{run}-{seq:06}`).
+    pub run: String,
+    /// Names the run in the end checks' messages.
+    pub label: String,
+    /// The controller's connection; the end checks read the queue with it.
+    pub queue: RedisQueue,
+    pub server: RedisServer,
+    pub url: String,
+    pub run_dir: PathBuf,
+    /// The trace file every worker of the scenario appends to (see [`trace`]).
+    pub trace: PathBuf,
+    pub dir: TempDir,
+}
+
+impl Scenario {
+    /// The reference run of `cfg` (fake trainer defaults), then a fresh
+    /// redis-server and temp dir (`name-…`) for run `t`.
+    pub(crate) async fn start(name: &str, cfg: ExperimentConfig) -> Scenario {
+        Scenario::start_with(name, cfg, FakeTrainerConfig::default()).await
+    }
+
+    /// As [`Scenario::start`], the reference run with the crash switches of
+    /// `fake`.
+    pub(crate) async fn start_with(name: &str, cfg: ExperimentConfig, fake: FakeTrainerConfig) -> Scenario {
+        let expected = reference(&cfg, fake).await;
+        let dir = TempDir::new(name).unwrap();
+        let server = redis_server();
+        let url = server.url();
+        let run = "t";
+        let queue = connect(&url, run, &cfg).await;
+        Scenario {
+            expected,
+            run: run.into(),
+            label: name.into(),
+            queue,
+            run_dir: dir.path().join("run"),
+            trace: dir.path().join("trace"),
+            cfg,
+            server,
+            url,
+            dir,
+        }
+    }
+
+    /// Moves the scenario to another run on the same server: a new
+    /// controller connection and run dir `dir/run`; `label` names it in the
+    /// end checks.
+    pub(crate) async fn use_run(&mut self, run: &str, label: &str) {
+        self.queue = connect(&self.url, run, &self.cfg).await;
+        self.run_dir = self.dir.path().join(run);
+        self.run = run.into();
+        self.label = label.into();
+    }
+
+    /// The id of the run's job `seq`.
+    pub(crate) fn job_id(&self, seq: u64) -> String {
+        format!("{}-{seq:06}", self.run)
+    }
+
+    /// A new connection to `url` (the server's, or a proxy's) for the run.
+    pub(crate) async fn connect_to(&self, url: &str) -> RedisQueue {
+        connect(url, &self.run, &self.cfg).await
+    }
+
+    /// A new connection to the server for the run.
+    pub(crate) async fn connect(&self) -> RedisQueue {
+        self.connect_to(&self.url).await
+    }
+
+    /// The fake trainer of the in-process workers: `step_ms` per epoch,
+    /// tracing to the scenario's trace file.
+    pub(crate) fn fake(&self, step_ms: u64) -> FakeTrainerConfig {
+        FakeTrainerConfig {
+            step: Duration::from_millis(step_ms),
+            trace: Some(self.trace.clone()),
+            ..FakeTrainerConfig::default()
+        }
+    }
+
+    /// A controller in this process, starting the run (no board).
+    pub(crate) fn controller(&self) -> InProcessController {
+        spawn_controller(self.queue.clone(), &self.cfg, &self.run, &self.run_dir, false, Board::Off)
+    }
+
+    /// A controller process for the run, with `extra` arguments.
+    pub(crate) fn controller_node(&self, extra: &[&str]) -> Node {
+        Node::controller(self.dir.path(), &self.url, &self.run, &self.cfg, &self.run_dir, extra)
+    }
+
+    /// An in-process worker on `queue` (see [`Scenario::fake`]).
+    pub(crate) fn worker_on<Q: JobQueue>(&self, queue: Q, host: &str, step_ms: u64, max_jobs: Option<u64>) -> InProcessWorker {
+        spawn_worker(queue, &self.cfg, &self.run, host, self.fake(step_ms), max_jobs)
+    }
+
+    /// An in-process worker on a new connection to the server.
+    pub(crate) async fn worker(&self, host: &str, step_ms: u64) -> InProcessWorker {
+        self.worker_on(self.connect().await, host, step_ms, None)
+    }
+
+    /// `n` in-process workers `w0`, `w1`, … on their own connections.
+    pub(crate) async fn workers(&self, n: usize, step_ms: u64) -> Vec<InProcessWorker> {
+        let mut workers = Vec::new();
+        for i in 0..n {
+            workers.push(self.worker(&format!("w{i}"), step_ms).await);
+        }
+        workers
+    }
+
+    /// A worker process: `step_ms` per epoch, tracing to the scenario's
+    /// trace file, with `extra` arguments.
+    pub(crate) fn worker_node(&self, step_ms: u64, extra: &[&str]) -> Node {
+        let step = step_ms.to_string();
+        let mut args = vec!["--step-ms", step.as_str(), "--trace", self.trace.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        Node::worker(self.dir.path(), &self.url, &self.run, &self.cfg, &args)
+    }
+
+    /// Waits until some line of the trace (job id, epoch, pid) satisfies
+    /// `seen`.
+    pub(crate) async fn wait_trace<F>(&self, what: &str, seen: F)
+    where
+        F: Fn(&(String, usize, u32)) -> bool,
+    {
+        eventually(what, 30, || {
+            let found = trace(&self.trace).iter().any(&seen);
+            async move { found }
+        })
+        .await;
+    }
+
+    /// Waits until process `pid` has trained an epoch.
+    pub(crate) async fn wait_trained_by(&self, what: &str, pid: u32) {
+        self.wait_trace(what, |&(_, _, p)| p == pid).await;
+    }
+
+    /// The end of every fault test: each of the `total` jobs has exactly
+    /// one outcome ([`assert_exactly_once`]), and the run's history, update
+    /// sequence and final strategy state equal the reference run's.
+    pub(crate) async fn assert_like_reference(&self, total: u64) {
+        assert_exactly_once(&self.queue, total).await;
+        assert_eq!(project(&self.run_dir), self.expected, "{}: the run differs from the uninterrupted one", self.label);
+    }
 }

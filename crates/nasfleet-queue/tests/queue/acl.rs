@@ -7,7 +7,7 @@ use std::time::Duration;
 use nasfleet_queue::testing::{RedisServer, RedisServerOptions};
 use nasfleet_queue::{Completion, JobOutcome, JobQueue, QueueError, RedisQueue};
 
-use crate::support::{config, consumer, redis_config};
+use crate::support::{config, consumer, fetch_now, redis_config};
 
 const RUN: &str = "acl";
 
@@ -15,14 +15,17 @@ fn acl_file() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("redis/users.acl.example")
 }
 
-async fn connect(server: &RedisServer, user: &str) -> Result<RedisQueue, QueueError> {
-    let mut cfg = redis_config(
-        server.url_for(user, &format!("{user}-example-password")),
-        RUN,
-        config(Duration::from_secs(60)),
-    );
-    cfg.retry_for = Duration::from_secs(2);
+/// Connects to `url`, retrying for at most `retry_for`.
+async fn connect_url(url: String, retry_for: Duration) -> Result<RedisQueue, QueueError> {
+    let mut cfg = redis_config(url, RUN, config(Duration::from_secs(60)));
+    cfg.retry_for = retry_for;
     RedisQueue::connect(cfg).await
+}
+
+/// Connects as `user` of the example file, with its password.
+async fn connect(server: &RedisServer, user: &str) -> Result<RedisQueue, QueueError> {
+    let url = server.url_for(user, &format!("{user}-example-password"));
+    connect_url(url, Duration::from_secs(2)).await
 }
 
 async fn raw(server: &RedisServer, user: &str) -> redis::aio::MultiplexedConnection {
@@ -62,6 +65,15 @@ fn cmd(parts: &[&str]) -> redis::Cmd {
     c
 }
 
+/// On a raw connection as `user`, expects each command (a description and
+/// its words) to be refused on ACL grounds; failures read "`user` `what`".
+async fn refused_all(server: &RedisServer, user: &str, commands: &[(&str, &[&str])]) {
+    let mut conn = raw(server, user).await;
+    for (what, parts) in commands {
+        refused(&mut conn, &format!("{user} {what}"), &cmd(parts)).await;
+    }
+}
+
 #[tokio::test]
 async fn each_user_can_do_its_job_and_nothing_else() {
     let server = RedisServer::start_with(RedisServerOptions {
@@ -98,17 +110,17 @@ async fn each_user_can_do_its_job_and_nothing_else() {
     // Worker: the whole job life cycle.
     let w = consumer("w");
     worker.worker_alive(&w).await.unwrap();
-    let l1 = worker.fetch(&w, Duration::ZERO).await.unwrap().unwrap();
+    let l1 = fetch_now(&worker, &w).await.unwrap();
     assert!(worker.heartbeat(&w, &l1, "{}").await.unwrap());
     assert_eq!(
         worker.complete(&w, &l1, "ok").await.unwrap(),
         Completion::Recorded
     );
-    let l2 = worker.fetch(&w, Duration::ZERO).await.unwrap().unwrap();
+    let l2 = fetch_now(&worker, &w).await.unwrap();
     assert!(worker.release(&w, &l2).await.unwrap());
-    let l2 = worker.fetch(&w, Duration::ZERO).await.unwrap().unwrap();
+    let l2 = fetch_now(&worker, &w).await.unwrap();
     assert!(worker.abandon(&w, &l2).await.unwrap());
-    let l2 = worker.fetch(&w, Duration::ZERO).await.unwrap().unwrap();
+    let l2 = fetch_now(&worker, &w).await.unwrap();
     assert_eq!(
         l2.deliveries, 2,
         "release gave its delivery back, abandon did not"
@@ -132,78 +144,48 @@ async fn each_user_can_do_its_job_and_nothing_else() {
     );
     denied("worker reads status", worker.status(10).await);
     let k = worker.keys().clone();
-    let mut wr = raw(&server, "worker").await;
-    refused(&mut wr, "worker EVAL", &cmd(&["EVAL", "return 1", "0"])).await;
-    refused(
-        &mut wr,
-        "worker XADD jobs",
-        &cmd(&["XADD", &k.jobs, "*", "job", "x", "payload", "p"]),
+    refused_all(
+        &server,
+        "worker",
+        &[
+            ("EVAL", &["EVAL", "return 1", "0"]),
+            (
+                "XADD jobs",
+                &["XADD", &k.jobs, "*", "job", "x", "payload", "p"],
+            ),
+            ("HSET enqueued", &["HSET", &k.enqueued, "x", "1-0"]),
+            ("HSET outcome", &["HSET", &k.outcome, "j3", "fake"]),
+            ("HDEL outcome", &["HDEL", &k.outcome, "j1"]),
+            ("XDEL results", &["XDEL", &k.results, "1-0"]),
+            ("XRANGE results", &["XRANGE", &k.results, "-", "+"]),
+            (
+                "FUNCTION LOAD",
+                &[
+                    "FUNCTION",
+                    "LOAD",
+                    "REPLACE",
+                    nasfleet_queue::LIBRARY_SOURCE,
+                ],
+            ),
+            ("FUNCTION DELETE", &["FUNCTION", "DELETE", "nasfleet"]),
+            (
+                "FCALL nasfleet_enqueue",
+                &[
+                    "FCALL",
+                    "nasfleet_enqueue",
+                    "4",
+                    &k.jobs,
+                    &k.results,
+                    &k.outcome,
+                    &k.enqueued,
+                    "j9",
+                    "p",
+                ],
+            ),
+            ("KEYS", &["KEYS", "*"]),
+        ],
     )
     .await;
-    refused(
-        &mut wr,
-        "worker HSET enqueued",
-        &cmd(&["HSET", &k.enqueued, "x", "1-0"]),
-    )
-    .await;
-    refused(
-        &mut wr,
-        "worker HSET outcome",
-        &cmd(&["HSET", &k.outcome, "j3", "fake"]),
-    )
-    .await;
-    refused(
-        &mut wr,
-        "worker HDEL outcome",
-        &cmd(&["HDEL", &k.outcome, "j1"]),
-    )
-    .await;
-    refused(
-        &mut wr,
-        "worker XDEL results",
-        &cmd(&["XDEL", &k.results, "1-0"]),
-    )
-    .await;
-    refused(
-        &mut wr,
-        "worker XRANGE results",
-        &cmd(&["XRANGE", &k.results, "-", "+"]),
-    )
-    .await;
-    refused(
-        &mut wr,
-        "worker FUNCTION LOAD",
-        &cmd(&[
-            "FUNCTION",
-            "LOAD",
-            "REPLACE",
-            nasfleet_queue::LIBRARY_SOURCE,
-        ]),
-    )
-    .await;
-    refused(
-        &mut wr,
-        "worker FUNCTION DELETE",
-        &cmd(&["FUNCTION", "DELETE", "nasfleet"]),
-    )
-    .await;
-    refused(
-        &mut wr,
-        "worker FCALL nasfleet_enqueue",
-        &cmd(&[
-            "FCALL",
-            "nasfleet_enqueue",
-            "4",
-            &k.jobs,
-            &k.results,
-            &k.outcome,
-            &k.enqueued,
-            "j9",
-            "p",
-        ]),
-    )
-    .await;
-    refused(&mut wr, "worker KEYS", &cmd(&["KEYS", "*"])).await;
 
     // Controller: results and inspection.
     let ctl = consumer("controller");
@@ -220,25 +202,16 @@ async fn each_user_can_do_its_job_and_nothing_else() {
     assert_eq!(controller.ack_results(&ids).await.unwrap(), 2);
     let s = controller.status(10).await.unwrap();
     assert_eq!((s.depth, s.outcomes, s.dead_total), (1, 2, 1));
-    let mut cr = raw(&server, "controller").await;
-    refused(&mut cr, "controller EVAL", &cmd(&["EVAL", "return 1", "0"])).await;
-    refused(
-        &mut cr,
-        "controller CONFIG SET",
-        &cmd(&["CONFIG", "SET", "appendonly", "no"]),
-    )
-    .await;
-    refused(&mut cr, "controller FLUSHALL", &cmd(&["FLUSHALL"])).await;
-    refused(
-        &mut cr,
-        "controller FUNCTION DELETE",
-        &cmd(&["FUNCTION", "DELETE", "nasfleet"]),
-    )
-    .await;
-    refused(
-        &mut cr,
-        "controller other keys",
-        &cmd(&["SET", "elsewhere", "1"]),
+    refused_all(
+        &server,
+        "controller",
+        &[
+            ("EVAL", &["EVAL", "return 1", "0"]),
+            ("CONFIG SET", &["CONFIG", "SET", "appendonly", "no"]),
+            ("FLUSHALL", &["FLUSHALL"]),
+            ("FUNCTION DELETE", &["FUNCTION", "DELETE", "nasfleet"]),
+            ("other keys", &["SET", "elsewhere", "1"]),
+        ],
     )
     .await;
 
@@ -260,53 +233,38 @@ async fn each_user_can_do_its_job_and_nothing_else() {
             .read_results(&consumer("v"), 10, Duration::ZERO)
             .await,
     );
-    let mut vr = raw(&server, "viewer").await;
-    refused(
-        &mut vr,
-        "viewer XADD",
-        &cmd(&["XADD", &k.jobs, "*", "job", "x"]),
+    refused_all(
+        &server,
+        "viewer",
+        &[
+            ("XADD", &["XADD", &k.jobs, "*", "job", "x"]),
+            ("HSET", &["HSET", &k.outcome, "x", "y"]),
+            ("XACK", &["XACK", &k.jobs, "workers", "1-0"]),
+            (
+                "FCALL (write)",
+                &[
+                    "FCALL",
+                    "nasfleet_worker_alive",
+                    "1",
+                    &k.worker("v"),
+                    "h",
+                    "d",
+                    "1000",
+                ],
+            ),
+            ("EVAL", &["EVAL", "return 1", "0"]),
+        ],
     )
     .await;
-    refused(
-        &mut vr,
-        "viewer HSET",
-        &cmd(&["HSET", &k.outcome, "x", "y"]),
-    )
-    .await;
-    refused(
-        &mut vr,
-        "viewer XACK",
-        &cmd(&["XACK", &k.jobs, "workers", "1-0"]),
-    )
-    .await;
-    refused(
-        &mut vr,
-        "viewer FCALL (write)",
-        &cmd(&[
-            "FCALL",
-            "nasfleet_worker_alive",
-            "1",
-            &k.worker("v"),
-            "h",
-            "d",
-            "1000",
-        ]),
-    )
-    .await;
-    refused(&mut vr, "viewer EVAL", &cmd(&["EVAL", "return 1", "0"])).await;
 
     // Nobody else gets in.
-    let mut anon = redis_config(server.url(), RUN, config(Duration::from_secs(60)));
-    anon.retry_for = Duration::from_secs(1);
-    denied("connect without a user", RedisQueue::connect(anon).await);
-    let mut wrong = redis_config(
-        server.url_for("worker", "wrong"),
-        RUN,
-        config(Duration::from_secs(60)),
+    let one_second = Duration::from_secs(1);
+    denied(
+        "connect without a user",
+        connect_url(server.url(), one_second).await,
     );
-    wrong.retry_for = Duration::from_secs(1);
     denied(
         "connect with a wrong password",
-        RedisQueue::connect(wrong).await,
+        connect_url(server.url_for("worker", "wrong"), one_second).await,
     );
 }

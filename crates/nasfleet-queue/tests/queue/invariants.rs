@@ -2,19 +2,35 @@
 
 use std::path::PathBuf;
 
-fn manifest() -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+fn read(path: PathBuf) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+fn manifest() -> String {
+    read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+}
+
+/// The lines of a manifest's `[dependencies]` section that name a crate.
+fn dependencies(manifest: &str) -> Vec<&str> {
+    manifest
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| *l != "[dependencies]")
+        .skip(1)
+        .take_while(|l| !l.starts_with('['))
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
+
 /// The queue is shared infrastructure: it must build and test without
-/// libtorch and without the rest of nasfleet.
+/// libtorch and without the rest of nasfleet. The one nasfleet crate it may
+/// use is `nasfleet-util`, which itself depends on nothing but `std`.
 #[test]
 fn depends_on_no_other_nasfleet_crate_and_not_on_tch() {
     for line in manifest().lines().map(str::trim) {
         let name = line.split(['=', '.', ' ']).next().unwrap_or_default();
         assert!(
-            !(name.starts_with("nasfleet-") && name != "nasfleet-queue"),
+            !(name.starts_with("nasfleet-") && name != "nasfleet-queue" && name != "nasfleet-util"),
             "unexpected dependency: {line}"
         );
         assert!(
@@ -22,6 +38,12 @@ fn depends_on_no_other_nasfleet_crate_and_not_on_tch() {
             "unexpected dependency: {line}"
         );
     }
+    let util = read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../nasfleet-util/Cargo.toml"));
+    assert_eq!(
+        dependencies(&util),
+        Vec::<&str>::new(),
+        "nasfleet-util must stay std-only"
+    );
 }
 
 /// Trimming a stream deletes in-flight entries (and XAUTOCLAIM then drops

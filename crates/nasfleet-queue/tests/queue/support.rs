@@ -13,7 +13,7 @@ use nasfleet_queue::{
 use tokio::task::JoinHandle;
 
 /// A backend under test plus the means to make time pass for it.
-pub trait Harness {
+pub(crate) trait Harness {
     type Q: JobQueue;
 
     /// A fresh queue (empty run) with `config`; later calls of `reopen` give
@@ -30,31 +30,32 @@ pub trait Harness {
 }
 
 /// A config with a lease of `lease` and defaults otherwise.
-pub fn config(lease: Duration) -> QueueConfig {
+pub(crate) fn config(lease: Duration) -> QueueConfig {
     QueueConfig {
         lease,
         ..QueueConfig::default()
     }
 }
 
-pub fn consumer(name: &str) -> Consumer {
+/// A fresh consumer on host `name` (named `name-<uuid>`), device `cpu`.
+pub(crate) fn consumer(name: &str) -> Consumer {
     Consumer::new(name, "cpu").expect("valid consumer")
 }
 
 /// A fetch that does not block: the lease `who` gets now, if any.
-pub async fn fetch_now<Q: JobQueue>(q: &Q, who: &Consumer) -> Option<Lease> {
+pub(crate) async fn fetch_now<Q: JobQueue>(q: &Q, who: &Consumer) -> Option<Lease> {
     q.fetch(who, Duration::ZERO).await.expect("fetch")
 }
 
 /// The result events a controller named `ctl` reads now, at most `max`.
-pub async fn results<Q: JobQueue>(q: &Q, max: usize) -> Vec<ResultEvent> {
+pub(crate) async fn results<Q: JobQueue>(q: &Q, max: usize) -> Vec<ResultEvent> {
     q.read_results(&consumer("ctl"), max, Duration::ZERO)
         .await
         .expect("read results")
 }
 
 /// The one result event there is (checked: exactly one).
-pub async fn only_result<Q: JobQueue>(q: &Q) -> ResultEvent {
+pub(crate) async fn only_result<Q: JobQueue>(q: &Q) -> ResultEvent {
     let mut events = results(q, 10).await;
     assert_eq!(events.len(), 1, "{events:?}");
     events.remove(0)
@@ -63,7 +64,7 @@ pub async fn only_result<Q: JobQueue>(q: &Q) -> ResultEvent {
 /// Checks that each of `jobs` jobs finished exactly once: as many outcomes
 /// and results as jobs, none dead, queued or in flight, one result event per
 /// job.
-pub async fn assert_each_job_finished_once<Q: JobQueue>(q: &Q, jobs: usize) {
+pub(crate) async fn assert_each_job_finished_once<Q: JobQueue>(q: &Q, jobs: usize) {
     let s = q.status(0).await.expect("status");
     assert_eq!(
         (s.outcomes, s.results, s.dead_total),
@@ -72,16 +73,20 @@ pub async fn assert_each_job_finished_once<Q: JobQueue>(q: &Q, jobs: usize) {
     assert_eq!((s.depth, s.in_flight_total), (0, 0));
     let events = results(q, 100).await;
     let ids: BTreeSet<&str> = events.iter().map(|e| e.job_id.as_str()).collect();
-    assert_eq!((events.len(), ids.len()), (jobs, jobs), "one result per job");
+    assert_eq!(
+        (events.len(), ids.len()),
+        (jobs, jobs),
+        "one result per job"
+    );
 }
 
-pub struct MemoryHarness {
+pub(crate) struct MemoryHarness {
     clock: ManualClock,
     queue: Option<MemoryQueue>,
 }
 
 impl MemoryHarness {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         MemoryHarness {
             clock: ManualClock::new(),
             queue: None,
@@ -108,13 +113,13 @@ impl Harness for MemoryHarness {
     }
 }
 
-pub struct RedisHarness {
-    pub server: RedisServer,
+pub(crate) struct RedisHarness {
+    pub(crate) server: RedisServer,
     config: Option<RedisQueueConfig>,
 }
 
 impl RedisHarness {
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         RedisHarness {
             server: RedisServer::start_with(RedisServerOptions::default())
                 .expect("redis-server starts"),
@@ -125,7 +130,7 @@ impl RedisHarness {
 
 /// Test settings: short timeouts so failures show quickly, a retry window
 /// long enough to ride through the restarts the fault tests cause.
-pub fn redis_config(url: String, run: &str, queue: QueueConfig) -> RedisQueueConfig {
+pub(crate) fn redis_config(url: String, run: &str, queue: QueueConfig) -> RedisQueueConfig {
     RedisQueueConfig {
         queue,
         response_timeout: Duration::from_secs(2),
@@ -138,7 +143,7 @@ pub fn redis_config(url: String, run: &str, queue: QueueConfig) -> RedisQueueCon
 
 /// A queue of run `run` at `url` with a lease of `lease` and otherwise the
 /// settings of [`redis_config`].
-pub async fn redis_queue(url: String, run: &str, lease: Duration) -> RedisQueue {
+pub(crate) async fn redis_queue(url: String, run: &str, lease: Duration) -> RedisQueue {
     RedisQueue::connect(redis_config(url, run, config(lease)))
         .await
         .expect("connect")
@@ -147,22 +152,22 @@ pub async fn redis_queue(url: String, run: &str, lease: Duration) -> RedisQueue 
 /// Two workers of run `cut`: `a` reaches Redis through a proxy whose network
 /// can be cut, `b` directly. Job `j1` is enqueued and `a` holds its lease.
 /// (Fields drop in order: the server last.)
-pub struct CutScenario {
-    pub a: Consumer,
-    pub b: Consumer,
+pub(crate) struct CutScenario {
+    pub(crate) a: Consumer,
+    pub(crate) b: Consumer,
     /// `a`'s lease of `j1`.
-    pub lease: Lease,
+    pub(crate) lease: Lease,
     /// `a`'s handle, through the proxy.
-    pub a_q: RedisQueue,
+    pub(crate) a_q: RedisQueue,
     /// `b`'s handle, direct.
-    pub b_q: RedisQueue,
-    pub proxy: TcpProxy,
+    pub(crate) b_q: RedisQueue,
+    pub(crate) proxy: TcpProxy,
     _server: RedisServer,
 }
 
 impl CutScenario {
     /// The scenario with a queue lease of `lease`.
-    pub async fn start(lease: Duration) -> Self {
+    pub(crate) async fn start(lease: Duration) -> Self {
         let server = RedisServer::start().unwrap();
         let proxy = TcpProxy::start(server.addr()).await.unwrap();
         let a_q = redis_queue(proxy.url(), "cut", lease).await;
@@ -183,7 +188,7 @@ impl CutScenario {
 
     /// Cuts `a`'s network and sends a heartbeat of its lease into the cut;
     /// the task ends with the heartbeat's answer once the network is back.
-    pub fn cut_during_heartbeat(&self) -> JoinHandle<Result<bool, QueueError>> {
+    pub(crate) fn cut_during_heartbeat(&self) -> JoinHandle<Result<bool, QueueError>> {
         self.proxy.cut();
         let (q, a, lease) = (self.a_q.clone(), self.a.clone(), self.lease.clone());
         tokio::spawn(async move { q.heartbeat(&a, &lease, "{}").await })

@@ -11,9 +11,9 @@
 //!   architecture, seed, recipe), the epochs done, the ChaCha8 state of the
 //!   data stream, the metrics so far and the weights file's name.
 //!
-//! Both are written under temporary names and renamed; the manifest's rename
-//! is the commit point, and older weight files are removed after it, so a
-//! crash at any moment leaves a manifest that points at a complete file.
+//! Both are written atomically ([`crate::checkpoint_file`]); the manifest's
+//! rename is the commit point, and older weight files are removed after it,
+//! so a crash at any moment leaves a manifest that points at a complete file.
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +24,7 @@ use tch::{Device, Tensor};
 use nasfleet_core::trainer::EpochMetrics;
 
 use super::CnnError;
+use crate::checkpoint_file::{self, FileError};
 
 /// 2: the flat parameter and momentum buffers pad every variable to 16
 /// values (format 1 had them back to back), so a format-1 checkpoint is
@@ -51,25 +52,27 @@ fn err(path: &Path, message: impl std::fmt::Display) -> CnnError {
     CnnError::Checkpoint { path: path.to_path_buf(), message: message.to_string() }
 }
 
+impl From<FileError> for CnnError {
+    fn from(e: FileError) -> Self {
+        err(&e.path, e.source)
+    }
+}
+
 /// Writes `tensors` and `manifest` (whose `weights` field is set here) into `dir`.
 pub fn save(dir: &Path, mut manifest: Manifest, tensors: &[(String, Tensor)]) -> Result<(), CnnError> {
-    std::fs::create_dir_all(dir).map_err(|e| err(dir, e))?;
     let weights = format!("{WEIGHTS_PREFIX}{}.safetensors", manifest.epochs_done);
-    let final_path = dir.join(&weights);
-    let tmp = dir.join(format!(".tmp-{weights}"));
     let host = tensors
         .iter()
         .map(|(n, t)| Ok((n.clone(), t.f_to_device(Device::Cpu)?.f_contiguous()?)))
         .collect::<Result<Vec<_>, CnnError>>()?;
-    Tensor::write_safetensors(&host, &tmp).map_err(|e| err(&tmp, e))?;
-    std::fs::rename(&tmp, &final_path).map_err(|e| err(&final_path, e))?;
+    checkpoint_file::write_with(&dir.join(&weights), |tmp| {
+        Tensor::write_safetensors(&host, tmp).map_err(std::io::Error::other)
+    })?;
 
     manifest.format = FORMAT;
     manifest.weights = weights.clone();
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| err(dir, e))?;
-    let tmp = dir.join(format!(".tmp-{MANIFEST}"));
-    std::fs::write(&tmp, json).map_err(|e| err(&tmp, e))?;
-    std::fs::rename(&tmp, dir.join(MANIFEST)).map_err(|e| err(&dir.join(MANIFEST), e))?;
+    checkpoint_file::write(&dir.join(MANIFEST), &json)?;
 
     // Older weights are garbage now; failing to remove one only wastes space.
     if let Ok(entries) = std::fs::read_dir(dir) {
@@ -94,10 +97,8 @@ pub struct Loaded {
 /// holds no manifest; an unreadable one is an error naming the file.
 pub fn load(dir: &Path) -> Result<Option<Loaded>, CnnError> {
     let path = dir.join(MANIFEST);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(err(&path, e)),
+    let Some(bytes) = checkpoint_file::read(&path)? else {
+        return Ok(None);
     };
     let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| err(&path, e))?;
     if manifest.format != FORMAT {

@@ -21,7 +21,6 @@
 //! same network written independently (unbatched); the tests check this one
 //! against its log-probabilities.
 
-mod adam;
 mod checkpoint;
 mod policy;
 mod reinforce;

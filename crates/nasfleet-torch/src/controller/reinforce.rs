@@ -27,9 +27,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use super::adam::Adam;
 use super::checkpoint::{self, Blob};
 use super::policy::{copy_into, to_f32s, Policy, PolicyShape};
+use crate::optim::Adam;
 
 /// One sampled architecture with what the policy said about it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -131,7 +131,7 @@ impl Controller {
         let mut init_rng = ChaCha8Rng::seed_from_u64(seed);
         init_rng.set_stream(1);
         let policy = Policy::new(shape, cfg.init_range, &mut init_rng);
-        let adam = Adam::new(cfg.lr, policy.params());
+        let adam = Adam::new(policy.params());
         Ok(Controller {
             space,
             baseline: EmaBaseline::new(cfg.baseline_decay),
@@ -261,7 +261,8 @@ impl Controller {
                 });
             }
         }
-        self.adam.step(self.policy.params());
+        // Clipped above (the norm is reported), so none here; no weight decay.
+        self.adam.update(self.policy.params(), self.cfg.lr, 0.0, 0.0);
         self.version += 1;
         Ok(UpdateStats {
             loss: loss.double_value(&[]),

@@ -8,8 +8,9 @@
 //! - [`lm`] — [`LanguageModel`]: embedding, stacked cells, softmax; word,
 //!   input, variational recurrent and output dropout drawn from our own RNG;
 //!   optional tied embeddings; parameter counting and budget matching.
-//! - `sgd` — the optimisers, plain SGD and Adam with global-norm clipping,
-//!   written out on the model's tensors so checkpoints hold their state.
+//! - `sgd` — [`Sgd`], plain SGD with global-norm clipping, written out on
+//!   the model's tensors; the other optimiser, Adam, is the crate's one
+//!   (`crate::optim`), shared with the controller.
 //! - [`data`] — dataset names (`ptb`, `austen`, `-char` variants), finding or
 //!   preparing their files, BPTT batching.
 //! - `checkpoint` — the exact per-epoch checkpoint file.
@@ -28,7 +29,7 @@ use thiserror::Error;
 pub use cell::{CellState, LeafWeights, RecurrentCell};
 pub use data::{LmCorpus, LmDataset};
 pub use lm::{Dropouts, LanguageModel, LmInit, LmShape};
-pub use sgd::{Adam, Sgd};
+pub use sgd::Sgd;
 pub use trainer::{bits_per_char, LmReport, LmTrainer};
 
 /// Why a cell or model could not be built.

@@ -43,7 +43,8 @@ use super::cell::CellState;
 use super::checkpoint::{self, Blob, Identity, MetricBits, State};
 use super::data::{batchify, prefix, segments, LmDataset};
 use super::lm::{copy_into, Dropouts, LanguageModel, LmInit, LmShape};
-use super::sgd::{Adam, Sgd};
+use super::sgd::Sgd;
+use crate::optim::Adam;
 
 /// How often (in batches) the running training loss is read back to check
 /// for divergence. Reading it every batch would make a GPU wait for each
