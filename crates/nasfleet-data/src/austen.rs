@@ -56,8 +56,11 @@ pub const DATA_DIR_IN_PACKAGE: &str = "usr/lib/R/site-library/janeaustenr/data";
 /// One novel as printed lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Book {
+    /// Short key of the novel in janeaustenr (e.g. `prideprejudice`).
     pub key: String,
+    /// The novel's title (e.g. `Pride & Prejudice`).
     pub title: String,
+    /// The printed lines, in order, as the R data base holds them.
     pub lines: Vec<String>,
 }
 
@@ -228,6 +231,7 @@ pub struct PrepareConfig {
     /// Fraction of sentences for training; the next `valid_fraction` validate, the rest
     /// test.
     pub train_fraction: f64,
+    /// Fraction of sentences for validation, after the training ones.
     pub valid_fraction: f64,
 }
 
@@ -244,17 +248,22 @@ impl Default for PrepareConfig {
 /// Counts of one novel's source text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BookStats {
+    /// Short key of the novel in janeaustenr.
     pub key: String,
+    /// The novel's title.
     pub title: String,
+    /// Lines of the source text.
     pub lines: usize,
     /// Whitespace-separated words of the printed text.
     pub words: usize,
+    /// Sentences found by the splitter.
     pub sentences: usize,
 }
 
 /// Counts of one split.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SplitStats {
+    /// Sentences in the split.
     pub sentences: usize,
     /// Word tokens, not counting `<eos>`.
     pub words: usize,
@@ -274,12 +283,14 @@ pub struct Prepared {
     pub word_text: [String; 3],
     /// Character-level (PTB-char) files: train, valid, test.
     pub char_text: [String; 3],
+    /// Counts of everything prepared.
     pub stats: CorpusStats,
 }
 
 /// Everything counted while preparing.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CorpusStats {
+    /// Per novel, in the order they were read.
     pub books: Vec<BookStats>,
     /// Whitespace-separated words of the printed text (717,537).
     pub source_words: usize,
@@ -287,6 +298,7 @@ pub struct CorpusStats {
     pub source_chars: usize,
     /// Distinct characters of the printed text, newline included (81).
     pub source_symbols: usize,
+    /// Sentences over all novels.
     pub sentences: usize,
     /// Words after tokenisation, over all splits, `<eos>` not counted.
     pub words: usize,
@@ -298,9 +310,13 @@ pub struct CorpusStats {
     pub train_coverage: f64,
     /// Distinct character tokens in the character files, `<eos>` included.
     pub char_vocab_size: usize,
+    /// Counts of the training split.
     pub train: SplitStats,
+    /// Counts of the validation split.
     pub valid: SplitStats,
+    /// Counts of the test split.
     pub test: SplitStats,
+    /// The settings the corpus was prepared with.
     pub config: PrepareConfig,
 }
 
@@ -475,6 +491,7 @@ pub struct AustenOptions {
     pub cache_dir: PathBuf,
     /// Use this janeaustenr `data` directory instead of looking for one.
     pub data_dir: Option<PathBuf>,
+    /// How to split the novels and size the vocabulary.
     pub prepare: PrepareConfig,
 }
 
@@ -493,12 +510,15 @@ impl Default for AustenOptions {
 pub struct AustenReport {
     /// The destination directory.
     pub dir: PathBuf,
+    /// The word-level files (`ptb.{train,valid,test}.txt`).
     pub word_files: CorpusFiles,
+    /// The character-level files (`ptb.char.{train,valid,test}.txt`).
     pub char_files: CorpusFiles,
     /// This report, as JSON.
     pub report_file: PathBuf,
     /// The janeaustenr `data` directory the text was read from.
     pub source: PathBuf,
+    /// Counts of everything prepared.
     pub stats: CorpusStats,
 }
 

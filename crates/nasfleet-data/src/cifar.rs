@@ -85,7 +85,9 @@ pub fn load_cifar10_batch(path: &Path) -> Result<ImageSet> {
 /// The official CIFAR-10 split: 50,000 training and 10,000 test images.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cifar10 {
+    /// The five training batches, concatenated in order (50,000 images).
     pub train: ImageSet,
+    /// `test_batch.bin` (10,000 images).
     pub test: ImageSet,
 }
 

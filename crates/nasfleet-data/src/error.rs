@@ -12,35 +12,61 @@ pub enum DataError {
     /// The operating system refused to read or write a file.
     #[error("file {}: {source}", path.display())]
     Io {
+        /// The file (or directory).
         path: PathBuf,
+        /// What the operating system said.
         #[source]
         source: std::io::Error,
     },
 
     /// A file the dataset needs does not exist.
     #[error("file {}: not found (expected {what})", path.display())]
-    Missing { path: PathBuf, what: String },
+    Missing {
+        /// Where the file was looked for.
+        path: PathBuf,
+        /// What the file should have held.
+        what: String,
+    },
 
     /// The file has no content (or only whitespace).
     #[error("file {}: empty (expected {what})", path.display())]
-    Empty { path: PathBuf, what: String },
+    Empty {
+        /// The empty file.
+        path: PathBuf,
+        /// What the file should have held.
+        what: String,
+    },
 
     /// The file's leading magic number is not the one its format requires.
     #[error("file {}: wrong magic number 0x{found:08x}, expected 0x{expected:08x} ({what})", path.display())]
     BadMagic {
+        /// The file.
         path: PathBuf,
+        /// The magic number its format requires.
         expected: u32,
+        /// The magic number it has.
         found: u32,
+        /// What the file should have held.
         what: String,
     },
 
     /// The file ends before its header says it should.
     #[error("file {}: truncated: {detail}", path.display())]
-    Truncated { path: PathBuf, detail: String },
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// How many bytes were expected and how many there are.
+        detail: String,
+    },
 
     /// The file is readable but its content is not what the format allows.
     #[error("file {}: {detail}", path.display())]
-    Invalid { path: PathBuf, detail: String },
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the expected and the found value.
+        detail: String,
+    },
 
     /// An IDX image file and its label file disagree on the number of examples.
     #[error(
@@ -49,9 +75,13 @@ pub enum DataError {
         labels_path.display()
     )]
     CountMismatch {
+        /// The image file.
         images_path: PathBuf,
+        /// The label file.
         labels_path: PathBuf,
+        /// Images in the image file.
         images: usize,
+        /// Labels in the label file.
         labels: usize,
     },
 
@@ -63,23 +93,31 @@ pub enum DataError {
         path.display()
     )]
     OutOfVocabulary {
+        /// The validation or test file.
         path: PathBuf,
+        /// The line of the token, from 1.
         line: usize,
+        /// The unknown token.
         token: String,
     },
 
     /// A dataset does not satisfy a property it is known to have (class counts, sizes).
     #[error("{dataset} in {}: {detail}", dir.display())]
     Verification {
+        /// The dataset's name.
         dataset: String,
+        /// The directory holding its files.
         dir: PathBuf,
+        /// The property that does not hold, with the numbers found.
         detail: String,
     },
 
     /// Every way of obtaining a dataset failed; one line per attempt says why.
     #[error("could not obtain {dataset}; every source failed:\n  - {}", attempts.join("\n  - "))]
     Fetch {
+        /// The dataset's name (and destination).
         dataset: String,
+        /// One line per source tried: the source and why it failed.
         attempts: Vec<String>,
     },
 

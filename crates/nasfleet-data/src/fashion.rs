@@ -52,7 +52,9 @@ pub const CLASSES: [&str; 10] = [
 /// The full dataset: 60,000 training and 10,000 test images, 1×28×28.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FashionMnist {
+    /// The 60,000 training images with their labels.
     pub train: ImageSet,
+    /// The 10,000 test images with their labels.
     pub test: ImageSet,
 }
 
@@ -124,8 +126,11 @@ pub struct FetchReport {
     pub dir: PathBuf,
     /// The four files, in [`FILES`] order.
     pub files: Vec<PathBuf>,
+    /// Where the files came from this time.
     pub source: FetchSource,
+    /// Images in the verified training file (60,000).
     pub train_images: usize,
+    /// Images in the verified test file (10,000).
     pub test_images: usize,
 }
 
@@ -141,6 +146,7 @@ pub struct FetchOptions {
     /// Download from `base_url` (a directory URL ending in `/`). Plain HTTP only: the
     /// crate is built without a TLS stack to keep it light.
     pub http: bool,
+    /// The directory URL the HTTP fallback downloads from, ending in `/`.
     pub base_url: String,
     /// Per-request timeout of the HTTP fallback.
     pub http_timeout: Duration,

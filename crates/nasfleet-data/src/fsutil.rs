@@ -2,23 +2,18 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{io_err, DataError, Result};
+use crate::error::{io_err, Result};
 
-/// Writes `bytes` to `path` via a sibling temporary file and a rename, so that a crash or a
-/// concurrent reader never sees a half-written file under the real name.
+/// Writes `bytes` to `path` atomically ([`nasfleet_util::write_atomic`]: a sibling temporary
+/// file, fsynced and renamed), creating the directory, so that a crash or a concurrent
+/// reader never sees a half-written file under the real name.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err(dir))?;
-    std::io::Write::write_all(&mut tmp, bytes).map_err(io_err(tmp.path()))?;
-    tmp.persist(path).map_err(|e| DataError::Io {
-        path: path.to_path_buf(),
-        source: e.error,
-    })?;
-    Ok(())
+    nasfleet_util::write_atomic(path, bytes).map_err(io_err(path))
 }
 
 /// Writes `bytes` to `path` unless the file already holds exactly them; returns whether it
@@ -30,14 +25,18 @@ pub(crate) fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool> {
     }
 }
 
-/// Where downloaded packages are cached: `$NASFLEET_CACHE`, else `$HOME/.cache/nasfleet`,
-/// else `.cache/nasfleet` under the current directory.
+/// Where datasets and downloaded packages are cached: [`nasfleet_util::cache_dir`]
+/// (`$NASFLEET_CACHE`, else `$XDG_CACHE_HOME/nasfleet`, else `$HOME/.cache/nasfleet`, else
+/// `.cache/nasfleet` under the current directory), the same directory `scripts/setup.sh`
+/// and every other crate use.
 pub fn default_cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("NASFLEET_CACHE").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
-        Some(home) => PathBuf::from(home).join(".cache").join("nasfleet"),
-        None => PathBuf::from(".cache").join("nasfleet"),
+    nasfleet_util::cache_dir()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_cache_dir_is_the_workspace_one() {
+        assert_eq!(super::default_cache_dir(), nasfleet_util::cache_dir());
     }
 }

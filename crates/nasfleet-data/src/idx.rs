@@ -21,9 +21,13 @@ pub const LABELS_MAGIC: u32 = 0x0000_0801;
 /// The images of one IDX file: `count` single-channel `rows`×`cols` images, row-major.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdxImages {
+    /// Number of images.
     pub count: usize,
+    /// Height of every image, in pixels.
     pub rows: usize,
+    /// Width of every image, in pixels.
     pub cols: usize,
+    /// `count × rows × cols` bytes, image after image, each row-major.
     pub pixels: Vec<u8>,
 }
 

@@ -27,14 +27,18 @@ pub const NA_INTEGER: i32 = i32::MIN;
 /// An R value: its payload and its attributes (`names`, `class`, …) in order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RObject {
+    /// The value itself.
     pub value: RValue,
+    /// Its attributes by tag, in the order of the serialization.
     pub attributes: Vec<(String, RObject)>,
 }
 
 /// The payload of an R value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RValue {
+    /// `NULL` (`NILSXP`).
     Null,
+    /// A symbol (`SYMSXP`), by its name.
     Symbol(String),
     /// A pairlist (`LISTSXP`): tagged cells in order.
     PairList(Vec<(Option<String>, RObject)>),
@@ -44,7 +48,9 @@ pub enum RValue {
     Logical(Vec<i32>),
     /// Integer vector; [`NA_INTEGER`] is NA.
     Integer(Vec<i32>),
+    /// Double vector (`REALSXP`), NA kept as the NaN R writes for it.
     Real(Vec<f64>),
+    /// Complex vector (`CPLXSXP`): (real, imaginary) pairs.
     Complex(Vec<(f64, f64)>),
     /// Character vector; `None` is `NA_character_`.
     Str(Vec<Option<String>>),
@@ -54,6 +60,7 @@ pub enum RValue {
     List(Vec<RObject>),
     /// Expression vector (`EXPRSXP`).
     Expression(Vec<RObject>),
+    /// Raw byte vector (`RAWSXP`).
     Raw(Vec<u8>),
     /// An environment, a closure, a promise, an S4 object, a built-in, an external or weak
     /// pointer, or a marker such as the missing argument: read past, contents not kept.
@@ -121,7 +128,9 @@ impl RObject {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{detail} (at byte {offset} of the serialization)")]
 pub struct UnserializeError {
+    /// Byte offset in the uncompressed stream where reading failed.
     pub offset: usize,
+    /// What was expected there and what was found.
     pub detail: String,
 }
 

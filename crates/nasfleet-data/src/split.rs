@@ -46,7 +46,9 @@ impl Default for SplitConfig {
 /// its own seed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Split {
+    /// Indices of the training part.
     pub train: Vec<usize>,
+    /// Indices of the validation part.
     pub valid: Vec<usize>,
 }
 

@@ -76,9 +76,13 @@ impl Vocab {
 /// A tokenised corpus: the vocabulary of the training file and the three id streams.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Corpus {
+    /// The vocabulary, built from the training file.
     pub vocab: Vocab,
+    /// Token ids of the training file, `<eos>` after each sentence.
     pub train: Vec<u32>,
+    /// Token ids of the validation file.
     pub valid: Vec<u32>,
+    /// Token ids of the test file.
     pub test: Vec<u32>,
     /// How many validation and test tokens were mapped to `<unk>` by the loader (always 0
     /// for PTB, whose files share one vocabulary).
@@ -88,8 +92,11 @@ pub struct Corpus {
 /// The three files of a corpus.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CorpusFiles {
+    /// The training file.
     pub train: PathBuf,
+    /// The validation file.
     pub valid: PathBuf,
+    /// The test file.
     pub test: PathBuf,
 }
 

@@ -76,6 +76,7 @@ pub async fn run_local(
             run: opts.run.clone(),
             settings: settings.clone(),
             max_jobs: None,
+            idle_exit: None,
             work_dir: opts.work_dir.clone(),
             device: opts.device.clone(),
             data_dir: opts.data_dir.clone(),

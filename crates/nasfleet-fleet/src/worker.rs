@@ -44,8 +44,11 @@ pub struct WorkerOptions {
     pub run: String,
     /// Timings and validation limits.
     pub settings: FleetSettings,
-    /// Stop after handling this many jobs.
+    /// Stop after handling this many jobs (`--max-children`).
     pub max_jobs: Option<u64>,
+    /// Leave after waiting this long for a job (`--idle-exit`): an empty
+    /// queue on a machine someone pays for.
+    pub idle_exit: Option<Duration>,
     /// Per-job checkpoint directories live in `<work_dir>/<run>/<job id>/`;
     /// on storage shared by workers, a released job resumes anywhere.
     /// `None`: trainers get no checkpoint directory.
@@ -79,6 +82,9 @@ pub struct WorkerReport {
     pub left_to_expire: u64,
     /// The loop ended on a stop request.
     pub stopped: bool,
+    /// Why the worker left by itself, if it did (`run finished`, `run
+    /// stopped`, `idle for 10m`, `max jobs`).
+    pub left: Option<String>,
 }
 
 /// How one job ended.
@@ -142,6 +148,9 @@ struct Worker<Q> {
     report: WorkerReport,
 }
 
+/// How often an idle worker removes finished jobs' checkpoint directories.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
 /// Pause between failed queue calls: 100 ms doubling to 10 s.
 fn backoff() -> Backoff {
     Backoff::new(Duration::from_millis(100), Duration::from_secs(10))
@@ -152,6 +161,8 @@ impl<Q: JobQueue> Worker<Q> {
         info!(device = %self.opts.device, "worker started");
         let mut backoff = backoff();
         let mut shutdown = self.shutdown.clone();
+        let mut idle_since = Instant::now();
+        let mut last_sweep: Option<Instant> = None;
         loop {
             if self.shutdown.is_requested() {
                 self.report.stopped = true;
@@ -159,6 +170,12 @@ impl<Q: JobQueue> Worker<Q> {
             }
             if self.opts.max_jobs.is_some_and(|m| self.report.jobs >= m) {
                 info!(jobs = self.report.jobs, "max jobs reached");
+                self.report.left = Some("max jobs".into());
+                break;
+            }
+            if let Some(idle) = self.opts.idle_exit.filter(|d| idle_since.elapsed() >= *d) {
+                info!(?idle, "no job came for the idle limit: leaving");
+                self.report.left = Some(format!("idle for {idle:?}"));
                 break;
             }
             let alive = tokio::select! {
@@ -172,6 +189,23 @@ impl<Q: JobQueue> Worker<Q> {
                 warn!(error = %e, "cannot reach the queue; retrying");
                 self.pause(backoff.next_delay()).await;
                 continue;
+            }
+            // Before taking a job: is the run still on? Once its controller
+            // finished it, or an operator stopped it, workers leave (exit 0)
+            // so that autoscalers can release their machines.
+            match self.queue.lifecycle().await {
+                Ok(l) if l.is_over() => {
+                    info!(lifecycle = %l, "the run is over: leaving");
+                    self.report.left = Some(format!("run {l}"));
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) if is_fatal(&e) => return Err(e.into()),
+                Err(e) => warn!(error = %e, "cannot read the run's lifecycle; going on"),
+            }
+            if last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_EVERY) {
+                self.sweep().await;
+                last_sweep = Some(Instant::now());
             }
             // fetch is cancel-safe: a job fetched for a caller that went
             // away is given back by the queue.
@@ -187,6 +221,7 @@ impl<Q: JobQueue> Worker<Q> {
                     let span = tracing::info_span!("job", job_id = %lease.job_id, deliveries = lease.deliveries);
                     let end = self.run_job(lease).instrument(span).await?;
                     self.report.record(end);
+                    idle_since = Instant::now();
                 }
                 Err(e) if is_fatal(&e) => return Err(e.into()),
                 Err(e) => {
@@ -316,7 +351,9 @@ impl<Q: JobQueue> Worker<Q> {
         if !outcome.reward.is_finite() {
             let msg = format!("the trainer returned reward {}", outcome.reward);
             warn!(error = %msg, "refusing to post a non-finite reward");
-            return self.dead_letter(lease, reasons::INVALID_REWARD, &msg).await;
+            let end = self.dead_letter(lease, reasons::INVALID_REWARD, &msg).await?;
+            remove_dir(ckpt);
+            return Ok(end);
         }
         let result = JobResult {
             version: JOB_FORMAT_VERSION,
@@ -469,6 +506,37 @@ impl<Q: JobQueue> Worker<Q> {
         debug!(%progress, "heartbeat");
         let (q, c, l) = (self.queue.clone(), self.opts.consumer.clone(), lease.clone());
         tokio::spawn(async move { q.heartbeat(&c, &l, &progress).await })
+    }
+
+    /// Removes the checkpoint directories under `<work_dir>/<run>/` of jobs
+    /// that have their outcome (finished, or dead-lettered — also by the
+    /// queue itself, for `max_deliveries`, when no worker owned the job).
+    /// A job still in flight elsewhere keeps its directory. Failures are
+    /// logged: housekeeping never stops a worker.
+    async fn sweep(&self) {
+        let Some(root) = &self.opts.work_dir else { return };
+        let dir = root.join(&self.opts.run);
+        let Ok(entries) = std::fs::read_dir(&dir) else { return };
+        let jobs: Vec<String> = entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        for job in jobs {
+            match self.queue.is_finished(&job).await {
+                Ok(true) => {
+                    debug!(job_id = %job, "removing a finished job's checkpoint directory");
+                    remove_dir(Some(dir.join(&job)));
+                }
+                Ok(false) => {}
+                // Not a job id of this queue (someone else's directory): leave it.
+                Err(QueueError::InvalidInput { .. }) => {}
+                Err(e) => {
+                    warn!(error = %e, "cannot check finished jobs; housekeeping again later");
+                    return;
+                }
+            }
+        }
     }
 
     fn checkpoint_dir(&self, job: &TrainJob) -> std::io::Result<Option<PathBuf>> {

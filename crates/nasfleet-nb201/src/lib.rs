@@ -23,7 +23,7 @@
 //!   `train.dataset = "nb201-table"`: a child's reward is its table value run
 //!   through the job's reward rule, after an optional simulated training time,
 //!   so the whole fleet (embedded or Redis) can run on the table.
-//! - [`bench`]: the search-efficiency benchmark: every strategy and seed
+//! - [`bench`](mod@bench): the search-efficiency benchmark: every strategy and seed
 //!   through the same propose → table trainer → update loop; best found after
 //!   50 … 1,000 samples, mean ± sample std, percentile ranks, the comparison
 //!   with random search; JSON and text. Strategies come from a factory, so

@@ -20,6 +20,7 @@ pub const RESULTS_GROUP: &str = "controller";
 /// | `nasfleet:{run}:worker:<consumer>` | hash with TTL | live worker state |
 /// | `nasfleet:{run}:controller` | hash | the controller's published progress ([`RedisBoard`](crate::RedisBoard)) |
 /// | `nasfleet:{run}:settings` | string, JSON | the run's fleet settings, published by its controller, read by workers |
+/// | `nasfleet:{run}:lifecycle` | string | `running`, `stopping`, `stopped`, `finished`: workers leave once it is not `running` |
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Keys {
     run: String,
@@ -39,6 +40,8 @@ pub struct Keys {
     pub controller: String,
     /// The run's fleet settings (JSON), published by the controller.
     pub settings: String,
+    /// The run's lifecycle ([`RunLifecycle`](crate::RunLifecycle)), a string.
+    pub lifecycle: String,
 }
 
 impl Keys {
@@ -71,6 +74,7 @@ impl Keys {
             worker_prefix: format!("{base}:worker:"),
             controller: format!("{base}:controller"),
             settings: format!("{base}:settings"),
+            lifecycle: format!("{base}:lifecycle"),
         })
     }
 
@@ -100,6 +104,7 @@ mod tests {
         assert_eq!(k.worker("w-1"), "nasfleet:{r1}:worker:w-1");
         assert_eq!(k.controller, "nasfleet:{r1}:controller");
         assert_eq!(k.settings, "nasfleet:{r1}:settings");
+        assert_eq!(k.lifecycle, "nasfleet:{r1}:lifecycle");
     }
 
     #[test]

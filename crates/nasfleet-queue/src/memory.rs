@@ -24,7 +24,7 @@ use crate::queue::JobQueue;
 use crate::types::{
     check_entry_id, check_job_id, check_max, check_progress, check_reason, clamp_block,
     duration_ms, truncate_text, Completion, Consumer, DeadLetter, EnqueueOutcome, InFlight,
-    JobOutcome, Lease, QueueConfig, QueueStatus, ResultEvent, WorkerState, MAX_ERROR_TEXT_LEN,
+    JobOutcome, Lease, QueueConfig, QueueStatus, ResultEvent, RunLifecycle, WorkerState, MAX_ERROR_TEXT_LEN,
     REASON_MAX_DELIVERIES,
 };
 
@@ -120,6 +120,7 @@ struct State {
     results_cursors: HashMap<String, ResultsCursor>,
     dead: Vec<(u64, DeadLetter)>,
     workers: HashMap<String, WorkerRecord>,
+    lifecycle: Option<RunLifecycle>,
 }
 
 struct JobEntry {
@@ -747,6 +748,20 @@ impl JobQueue for MemoryQueue {
             .iter()
             .filter(|seq| st.results_pending.remove(seq).is_some())
             .count() as u64)
+    }
+
+    async fn is_finished(&self, job_id: &str) -> Result<bool> {
+        check_job_id(job_id)?;
+        Ok(self.lock().outcome.contains_key(job_id))
+    }
+
+    async fn lifecycle(&self) -> Result<RunLifecycle> {
+        Ok(self.lock().lifecycle.unwrap_or(RunLifecycle::Running))
+    }
+
+    async fn set_lifecycle(&self, state: RunLifecycle) -> Result<()> {
+        self.lock().lifecycle = Some(state);
+        Ok(())
     }
 
     async fn status(&self, limit: usize) -> Result<QueueStatus> {

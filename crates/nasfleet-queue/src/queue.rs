@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::error::Result;
 use crate::memory::MemoryQueue;
 use crate::redis_queue::RedisQueue;
-use crate::types::{Completion, Consumer, EnqueueOutcome, Lease, QueueStatus, ResultEvent};
+use crate::types::{Completion, Consumer, EnqueueOutcome, Lease, QueueStatus, ResultEvent, RunLifecycle};
 
 /// A durable job queue with leases, as seen by the controller and the workers.
 ///
@@ -148,6 +148,17 @@ pub trait JobQueue: Clone + Send + Sync + 'static {
 
     /// Operator snapshot; `limit` caps the in-flight and dead-letter lists.
     fn status(&self, limit: usize) -> impl Future<Output = Result<QueueStatus>> + Send;
+
+    /// True once the job has its outcome (completed or dead-lettered): its
+    /// checkpoint directory is garbage.
+    fn is_finished(&self, job_id: &str) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The run's lifecycle as last set; [`RunLifecycle::Running`] when it was
+    /// never set.
+    fn lifecycle(&self) -> impl Future<Output = Result<RunLifecycle>> + Send;
+
+    /// Controller or operator: sets the run's lifecycle.
+    fn set_lifecycle(&self, state: RunLifecycle) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// A backend chosen at run time (embedded single-machine mode or Redis),
@@ -245,5 +256,17 @@ impl JobQueue for AnyQueue {
 
     async fn status(&self, limit: usize) -> Result<QueueStatus> {
         dispatch!(self, q => q.status(limit))
+    }
+
+    async fn is_finished(&self, job_id: &str) -> Result<bool> {
+        dispatch!(self, q => q.is_finished(job_id))
+    }
+
+    async fn lifecycle(&self) -> Result<RunLifecycle> {
+        dispatch!(self, q => q.lifecycle())
+    }
+
+    async fn set_lifecycle(&self, state: RunLifecycle) -> Result<()> {
+        dispatch!(self, q => q.set_lifecycle(state))
     }
 }

@@ -31,7 +31,7 @@ use crate::reply::{self, at};
 use crate::types::{
     check_entry_id, check_job_id, check_max, check_progress, check_reason, clamp_block,
     duration_ms, truncate_text, Completion, Consumer, DeadLetter, EnqueueOutcome, InFlight,
-    JobOutcome, Lease, QueueConfig, QueueStatus, ResultEvent, WorkerState, MAX_ERROR_TEXT_LEN,
+    JobOutcome, Lease, QueueConfig, QueueStatus, ResultEvent, RunLifecycle, WorkerState, MAX_ERROR_TEXT_LEN,
 };
 
 /// Source of the Redis function library (`FUNCTION LOAD REPLACE` it).
@@ -1019,6 +1019,35 @@ impl JobQueue for RedisQueue {
         let mut cmd = fcall("nasfleet_results_ack", &[&self.inner.keys.results]);
         cmd.arg(ids);
         reply::uint(OP, "acknowledged", &self.run(OP, &cmd).await?)
+    }
+
+    async fn is_finished(&self, job_id: &str) -> Result<bool> {
+        check_job_id(job_id)?;
+        let mut cmd = redis::cmd("HEXISTS");
+        cmd.arg(&self.inner.keys.outcome).arg(job_id);
+        let v = self.run("is finished", &cmd).await?;
+        parse_bool("is finished", &v)
+    }
+
+    async fn lifecycle(&self) -> Result<RunLifecycle> {
+        const OP: &str = "read lifecycle";
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(&self.inner.keys.lifecycle);
+        match self.run(OP, &cmd).await? {
+            Value::Nil => Ok(RunLifecycle::Running),
+            v => {
+                let text = reply::text(OP, "lifecycle", &v)?;
+                RunLifecycle::parse(&text).ok_or_else(|| {
+                    QueueError::protocol(OP, format!("{} holds {text:?}", self.inner.keys.lifecycle))
+                })
+            }
+        }
+    }
+
+    async fn set_lifecycle(&self, state: RunLifecycle) -> Result<()> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(&self.inner.keys.lifecycle).arg(state.as_str());
+        self.run("set lifecycle", &cmd).await.map(|_| ())
     }
 
     async fn status(&self, limit: usize) -> Result<QueueStatus> {

@@ -372,6 +372,54 @@ impl Completion {
     }
 }
 
+/// Where a run stands, as its controller (or an operator) last set it.
+/// Workers read it before taking each job and leave once the run is not
+/// [`Running`](RunLifecycle::Running) any more, so that autoscalers can
+/// release their machines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RunLifecycle {
+    /// Jobs are issued and trained (also: never set).
+    Running,
+    /// `nasfleet controller stop` asked the controller to stop issuing and
+    /// checkpoint; workers finish the child in hand and leave.
+    Stopping,
+    /// The controller stopped on request; `controller start --resume`
+    /// continues the run.
+    Stopped,
+    /// Every child of the run is done.
+    Finished,
+}
+
+impl RunLifecycle {
+    /// Its name on the wire (`running`, `stopping`, `stopped`, `finished`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunLifecycle::Running => "running",
+            RunLifecycle::Stopping => "stopping",
+            RunLifecycle::Stopped => "stopped",
+            RunLifecycle::Finished => "finished",
+        }
+    }
+
+    /// Parses [`as_str`](RunLifecycle::as_str)'s names.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Running, Self::Stopping, Self::Stopped, Self::Finished]
+            .into_iter()
+            .find(|l| l.as_str() == s)
+    }
+
+    /// True once workers should leave (anything but running).
+    pub fn is_over(self) -> bool {
+        self != RunLifecycle::Running
+    }
+}
+
+impl std::fmt::Display for RunLifecycle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How a job ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum JobOutcome {

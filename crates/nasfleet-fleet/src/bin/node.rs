@@ -140,6 +140,7 @@ async fn worker(a: Args) -> Result<(), String> {
         run,
         settings,
         max_jobs: a.num("max-jobs")?,
+        idle_exit: a.num("idle-exit-ms")?.map(Duration::from_millis),
         work_dir: a.flags.get("work-dir").map(PathBuf::from),
         device: "cpu".into(),
         data_dir: None,

@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use nasfleet_queue::{Consumer, EnqueueOutcome, JobQueue, QueueError, ResultEvent};
+use nasfleet_queue::{Consumer, EnqueueOutcome, JobQueue, QueueError, ResultEvent, RunLifecycle};
 use nasfleet_util::Backoff;
 use tracing::{debug, warn};
 
@@ -77,6 +77,25 @@ impl<Q: JobQueue> Calls<Q> {
             Some(other) => {
                 debug!(job_id = %id, outcome = ?other, "already known to the queue");
                 Ok(true)
+            }
+        }
+    }
+
+    /// Sets the run's lifecycle. `Ok(false)`: stopped on request.
+    pub(super) async fn set_lifecycle(&self, state: RunLifecycle) -> Result<bool> {
+        Ok(self.retry("set_lifecycle", move || self.queue.set_lifecycle(state)).await?.is_some())
+    }
+
+    /// True when an operator asked the run to stop (`nasfleet controller
+    /// stop`). A failed read is not a stop request: it is logged and the
+    /// next step asks again.
+    pub(super) async fn stop_requested(&self) -> Result<bool> {
+        match self.queue.lifecycle().await {
+            Ok(l) => Ok(l == RunLifecycle::Stopping),
+            Err(e) if is_fatal(&e) => Err(e.into()),
+            Err(e) => {
+                warn!(error = %e, "cannot read the run's lifecycle; asking again next step");
+                Ok(false)
             }
         }
     }

@@ -9,7 +9,7 @@
 use nasfleet_core::config::ExperimentConfig;
 use nasfleet_core::strategy::SearchStrategy;
 use nasfleet_core::trainer::{JobSpec, JOB_FORMAT_VERSION};
-use nasfleet_queue::{JobQueue, ResultEvent};
+use nasfleet_queue::{JobQueue, ResultEvent, RunLifecycle};
 use nasfleet_util::Backoff;
 use tracing::{debug, info, warn};
 
@@ -75,7 +75,7 @@ impl<Q: JobQueue> Controller<Q> {
 
     /// Runs until every batch is applied or shutdown is requested.
     pub(super) async fn run(&mut self, resumed: bool) -> Result<ControllerSummary> {
-        if !self.publish_settings().await? {
+        if !self.publish_settings().await? || !self.calls.set_lifecycle(RunLifecycle::Running).await? {
             return Ok(self.stopped().await);
         }
         if !self.begin(resumed).await? {
@@ -89,6 +89,14 @@ impl<Q: JobQueue> Controller<Q> {
             }
             if self.calls.shutdown.is_requested() {
                 return Ok(self.stopped().await);
+            }
+            if self.calls.stop_requested().await? {
+                info!("stop requested (nasfleet controller stop): no more jobs are issued");
+                let summary = self.stopped().await;
+                // Workers leave once they see it; a failure here leaves the
+                // run `stopping`, which they also leave on.
+                self.calls.set_lifecycle(RunLifecycle::Stopped).await?;
+                return Ok(summary);
             }
             let events = self.calls.read(&mut reader).await?;
             let ack_now: Vec<String> = events.into_iter().filter_map(|ev| self.receive(ev)).collect();
@@ -369,6 +377,12 @@ impl<Q: JobQueue> Controller<Q> {
             "search finished"
         );
         let state = self.publish("finished").await;
+        // Workers leave once they see it. Best effort: a run whose lifecycle
+        // could not be set is finished all the same (workers then stay until
+        // stopped or idle).
+        if let Err(e) = self.calls.queue.set_lifecycle(RunLifecycle::Finished).await {
+            warn!(error = %e, "cannot mark the run finished; workers will not leave by themselves");
+        }
         self.summary(state, true)
     }
 

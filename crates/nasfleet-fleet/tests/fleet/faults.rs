@@ -24,6 +24,7 @@ use nasfleet_fleet::WorkerReport;
 use nasfleet_queue::testing::TcpProxy;
 use nasfleet_queue::{
     Completion, Consumer, EnqueueOutcome, JobQueue, Lease, QueueError, QueueStatus, RedisQueue, ResultEvent,
+    RunLifecycle,
 };
 
 use crate::support::*;
@@ -45,6 +46,7 @@ fn report(node: &Node) -> WorkerReport {
         released: n("released"),
         left_to_expire: n("left_to_expire"),
         stopped: v["stopped"].as_bool().unwrap_or(false),
+        left: v["left"].as_str().map(str::to_owned),
     }
 }
 
@@ -196,6 +198,15 @@ impl<Q: JobQueue> JobQueue for Flaky<Q> {
     }
     async fn status(&self, limit: usize) -> nasfleet_queue::Result<QueueStatus> {
         self.inner.status(limit).await
+    }
+    async fn is_finished(&self, job_id: &str) -> nasfleet_queue::Result<bool> {
+        self.inner.is_finished(job_id).await
+    }
+    async fn lifecycle(&self) -> nasfleet_queue::Result<RunLifecycle> {
+        self.inner.lifecycle().await
+    }
+    async fn set_lifecycle(&self, state: RunLifecycle) -> nasfleet_queue::Result<()> {
+        self.inner.set_lifecycle(state).await
     }
 }
 

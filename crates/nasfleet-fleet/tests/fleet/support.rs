@@ -224,6 +224,7 @@ pub(crate) fn spawn_worker<Q: JobQueue>(
         run: run.into(),
         settings: FleetSettings::from_config(&cfg.fleet).unwrap(),
         max_jobs,
+        idle_exit: None,
         work_dir: None,
         device: "cpu".into(),
         data_dir: None,

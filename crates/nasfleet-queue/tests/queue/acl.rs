@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use nasfleet_queue::testing::{RedisServer, RedisServerOptions};
-use nasfleet_queue::{Completion, JobOutcome, JobQueue, QueueError, RedisQueue};
+use nasfleet_queue::{Completion, JobOutcome, JobQueue, QueueError, RedisQueue, RunLifecycle};
 
 use crate::support::{config, consumer, fetch_now, redis_config};
 
@@ -143,6 +143,11 @@ async fn each_user_can_do_its_job_and_nothing_else() {
         worker.ack_results(&["1-0".to_owned()]).await,
     );
     denied("worker reads status", worker.status(10).await);
+    // Worker: the run's lifecycle (read, to know when to leave) and which of
+    // its checkpoints are garbage; it may not stop the run.
+    assert_eq!(worker.lifecycle().await.unwrap(), RunLifecycle::Running);
+    assert!(worker.is_finished(&l1.job_id).await.unwrap());
+    denied("worker stops the run", worker.set_lifecycle(RunLifecycle::Stopping).await);
     let k = worker.keys().clone();
     refused_all(
         &server,
@@ -183,9 +188,18 @@ async fn each_user_can_do_its_job_and_nothing_else() {
                 ],
             ),
             ("KEYS", &["KEYS", "*"]),
+            ("SET settings", &["SET", &k.settings, "{}"]),
+            ("GET controller state", &["GET", &k.controller]),
         ],
     )
     .await;
+
+    // Controller (and `controller stop`, which runs as it): the lifecycle.
+    controller.set_lifecycle(RunLifecycle::Stopping).await.unwrap();
+    assert_eq!(worker.lifecycle().await.unwrap(), RunLifecycle::Stopping, "workers see it");
+    assert_eq!(viewer.lifecycle().await.unwrap(), RunLifecycle::Stopping, "viewers see it");
+    denied("viewer stops the run", viewer.set_lifecycle(RunLifecycle::Stopped).await);
+    controller.set_lifecycle(RunLifecycle::Running).await.unwrap();
 
     // Controller: results and inspection.
     let ctl = consumer("controller");

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use nasfleet_queue::{
-    Completion, EnqueueOutcome, JobOutcome, JobQueue, QueueConfig, QueueError,
+    Completion, EnqueueOutcome, JobOutcome, JobQueue, QueueConfig, QueueError, RunLifecycle,
     REASON_MAX_DELIVERIES,
 };
 
@@ -556,6 +556,32 @@ async fn many_workers_finish_every_job_exactly_once<H: Harness>(h: &mut H) {
     assert_each_job_finished_once(&q, JOBS).await;
 }
 
+async fn lifecycle_and_finished_jobs_are_visible<H: Harness>(h: &mut H) {
+    let q = h.queue(config(LONG)).await;
+    assert_eq!(q.lifecycle().await.unwrap(), RunLifecycle::Running, "never set: running");
+    for state in [RunLifecycle::Stopping, RunLifecycle::Stopped, RunLifecycle::Running, RunLifecycle::Finished] {
+        q.set_lifecycle(state).await.unwrap();
+        assert_eq!(q.lifecycle().await.unwrap(), state);
+        assert_eq!(state.is_over(), state != RunLifecycle::Running);
+    }
+    q.enqueue("ok", "{}").await.unwrap();
+    q.enqueue("dead", "{}").await.unwrap();
+    assert!(!q.is_finished("ok").await.unwrap());
+    let a = consumer("a");
+    for _ in 0..2 {
+        let lease = fetch_now(&q, &a).await.expect("a job");
+        if lease.job_id == "ok" {
+            q.complete(&a, &lease, "{}").await.unwrap();
+        } else {
+            q.dead_letter(&a, &lease, "invalid_payload", "bad").await.unwrap();
+        }
+    }
+    assert!(q.is_finished("ok").await.unwrap(), "completed");
+    assert!(q.is_finished("dead").await.unwrap(), "dead-lettered");
+    assert!(!q.is_finished("never-issued").await.unwrap());
+    assert!(q.is_finished("").await.is_err(), "a bad job id is refused");
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -593,4 +619,5 @@ conformance!(
     blocked_fetch_wakes_on_enqueue,
     a_lease_for_another_job_is_refused,
     many_workers_finish_every_job_exactly_once,
+    lifecycle_and_finished_jobs_are_visible,
 );

@@ -549,11 +549,7 @@ impl CnnTrainer {
         match std::panic::catch_unwind(AssertUnwindSafe(|| f(self))) {
             Ok(result) => result,
             Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "unknown panic".into());
+                let msg = nasfleet_util::panic_message(panic.as_ref());
                 // The cached data may be half-built; rebuild it next time.
                 self.cache = None;
                 Err(TrainError::Retryable(format!("training panicked: {msg}")))

@@ -1,5 +1,4 @@
-//! The paper's controller (Zoph & Le 2017, §2 of paper.md) and the choice of
-//! search strategy.
+//! The paper's controller (Zoph & Le 2017, §2 of paper.md).
 //!
 //! - `policy` — a 2-layer, 35-unit LSTM stepped one token at a time
 //!   over any [`TokenSchema`](nasfleet_core::schema::TokenSchema): one
@@ -14,8 +13,6 @@
 //! - [`RlStrategy`] — the handle: the controller lives on a dedicated thread
 //!   (libtorch single-threaded there, see [`use_one_libtorch_thread`]) and
 //!   only plain data crosses to callers.
-//! - [`build_strategy`] — `search.strategy = "rl" | "random" | "evolution"`,
-//!   so the rest of the system never knows which one runs.
 //!
 //! The PyTorch module in `tests/reference/controller_reference.py` is the
 //! same network written independently (unbatched); the tests check this one
@@ -26,17 +23,5 @@ mod policy;
 mod reinforce;
 mod thread;
 
-use nasfleet_core::config::{ExperimentConfig, StrategyKind};
-use nasfleet_core::strategy::{build_pure_strategy, SearchStrategy, StrategyError};
-
 pub use reinforce::{Controller, ParameterInfo, Sample, Scored};
 pub use thread::{use_one_libtorch_thread, RlStrategy};
-
-/// The strategy `cfg.search.strategy` names, for `cfg.space()`, seeded with
-/// `cfg.search.seed`.
-pub fn build_strategy(cfg: &ExperimentConfig) -> Result<Box<dyn SearchStrategy>, StrategyError> {
-    match cfg.search.strategy {
-        StrategyKind::Rl => Ok(Box::new(RlStrategy::new(cfg)?)),
-        StrategyKind::Random | StrategyKind::Evolution => build_pure_strategy(cfg),
-    }
-}

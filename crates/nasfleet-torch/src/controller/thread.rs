@@ -21,6 +21,8 @@ use std::thread::JoinHandle;
 use nasfleet_core::config::ExperimentConfig;
 use nasfleet_core::strategy::{Feedback, Proposal, SearchStrategy, StrategyError, UpdateStats};
 
+use nasfleet_util::panic_message;
+
 use super::reinforce::{Controller, Sample, Scored};
 
 type Reply<T> = mpsc::Sender<Result<T, StrategyError>>;
@@ -56,7 +58,7 @@ impl RlStrategy {
             .spawn(move || {
                 use_one_libtorch_thread();
                 let built = catch_unwind(AssertUnwindSafe(|| Controller::new(&cfg)))
-                    .unwrap_or_else(|p| Err(StrategyError::Thread(format!("building the controller panicked: {}", panic_message(&p)))));
+                    .unwrap_or_else(|p| Err(StrategyError::Thread(format!("building the controller panicked: {}", panic_message(p.as_ref())))));
                 match built {
                     Ok(controller) => {
                         let _ = ready_tx.send(Ok(()));
@@ -179,13 +181,6 @@ pub fn use_one_libtorch_thread() {
     let _ = std::thread::spawn(move || tch::set_num_threads(default)).join();
 }
 
-fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".into())
-}
-
 /// The policy thread's loop: one request at a time, until the handle drops.
 fn serve(mut controller: Controller, rx: mpsc::Receiver<Request>) {
     let mut poisoned: Option<String> = None;
@@ -201,7 +196,7 @@ fn serve(mut controller: Controller, rx: mpsc::Receiver<Request>) {
             )));
         }
         catch_unwind(AssertUnwindSafe(|| f(controller))).unwrap_or_else(|p| {
-            let msg = panic_message(&p);
+            let msg = panic_message(p.as_ref());
             *poisoned = Some(msg.clone());
             Err(StrategyError::Thread(format!("the policy thread panicked: {msg}")))
         })

@@ -4,7 +4,7 @@
 //! header carries the job's identity (a checkpoint of another job,
 //! architecture or recipe is never resumed), the epochs done, the metrics so
 //! far and the RNG; the learning rate follows from the epoch.
-//! Files are written to a sibling temporary file and renamed, so a crash
+//! Files are written atomically ([`crate::checkpoint_file`]), so a crash
 //! leaves the previous checkpoint intact.
 
 use std::path::Path;
@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use nasfleet_core::trainer::EpochMetrics;
 
 pub use crate::framed::Blob;
+use crate::checkpoint_file::{self, FileError};
 use crate::framed::Frame;
 
 const FRAME: Frame = Frame { magic: b"NFLMCKPT", format: 1, what: "a language-model checkpoint" };
@@ -91,20 +92,13 @@ pub fn decode(bytes: &[u8]) -> Result<(State, Vec<Blob>), String> {
 }
 
 /// Writes `bytes` to `dir/FILE_NAME` atomically.
-pub fn write(dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{FILE_NAME}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, dir.join(FILE_NAME))
+pub(crate) fn write(dir: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    checkpoint_file::write(&dir.join(FILE_NAME), bytes)
 }
 
 /// Reads `dir/FILE_NAME`; Ok(None) when there is none.
-pub fn read(dir: &Path) -> std::io::Result<Option<Vec<u8>>> {
-    match std::fs::read(dir.join(FILE_NAME)) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
+pub(crate) fn read(dir: &Path) -> Result<Option<Vec<u8>>, FileError> {
+    checkpoint_file::read(&dir.join(FILE_NAME))
 }
 
 #[cfg(test)]

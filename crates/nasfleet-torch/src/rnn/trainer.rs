@@ -454,15 +454,14 @@ fn state_tensors<'a>(model: &'a LanguageModel, optim: &'a Optim) -> Vec<(String,
 fn save(dir: &Path, state: &State, model: &LanguageModel, optim: &Optim) -> Result<(), TrainError> {
     let blobs: Vec<Blob> = state_tensors(model, optim).into_iter().map(|(name, t)| Blob::of(name, &t)).collect();
     let bytes = checkpoint::encode(state, &blobs).map_err(permanent)?;
-    checkpoint::write(dir, &bytes)
-        .map_err(|e| TrainError::Retryable(format!("cannot write the checkpoint in {}: {e}", dir.display())))
+    checkpoint::write(dir, &bytes).map_err(|e| TrainError::Retryable(format!("cannot write the checkpoint {e}")))
 }
 
 /// Loads this job's checkpoint into `model` and `optim`: Ok(None) when there
 /// is none, Err(why) when there is one that does not belong to this job or
 /// cannot be read (nothing is written then).
 fn restore(dir: &Path, identity: &Identity, model: &LanguageModel, optim: &mut Optim) -> Result<Option<State>, String> {
-    let Some(bytes) = checkpoint::read(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))? else {
+    let Some(bytes) = checkpoint::read(dir).map_err(|e| format!("cannot read the checkpoint {e}"))? else {
         return Ok(None);
     };
     let (state, blobs) = checkpoint::decode(&bytes)?;

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference numbers for crates/nasfleet-torch/tests/controller_reference.rs.
+"""Reference numbers for crates/nasfleet-torch/tests/torch/controller_reference.rs.
 
 The controller network written independently in plain PyTorch, one sequence
 at a time (the Rust one is batched): a 2-layer 35-unit torch.nn.LSTM, one

@@ -7,7 +7,7 @@
 use nasfleet_core::space::rnn_cell::{Activation, CellArch, CellSpace, Combine};
 use nasfleet_torch::rnn::{CellState, LmShape, RecurrentCell};
 use nasfleet_torch::tch::{self, nn, Device, Kind, Tensor};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 
 /// The paper's cell as tokens (the same sequence as the core's golden test):
 /// combine add=0 elem_mult=1; activation identity=0 tanh=1 sigmoid=2 relu=3.
@@ -25,19 +25,36 @@ const H: i64 = 4;
 
 /// A cell in f64 with every variable redrawn from N(0, 0.7²) (wider than the
 /// default init, so that no activation sits in its linear regime), and
-/// random x, h, c.
+/// random x, h, c ~ N(0, 1). The draws come from a ChaCha8 stream of `seed`,
+/// not torch's global generator, which other tests of this binary advance
+/// concurrently.
 fn build(arch: &CellArch, leaf_bias: bool, seed: i64) -> (nn::VarStore, RecurrentCell, Tensor, Tensor, Tensor) {
-    tch::manual_seed(seed);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed as u64);
+    let mut draw = |shape: &[i64]| normal(&mut rng, shape);
     let mut vs = nn::VarStore::new(Device::Cpu);
     let cell = RecurrentCell::new(&vs.root(), arch, IN, H, leaf_bias).unwrap();
     vs.double();
+    let mut vars = vs.variables().into_iter().collect::<Vec<_>>();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
     tch::no_grad(|| {
-        for (_, mut v) in vs.variables() {
-            v.copy_(&(Tensor::randn(v.size(), (Kind::Double, Device::Cpu)) * 0.7));
+        for (_, mut v) in vars {
+            v.copy_(&(draw(&v.size()) * 0.7));
         }
     });
-    let opts = (Kind::Double, Device::Cpu);
-    (vs, cell, Tensor::randn([B, IN], opts), Tensor::randn([B, H], opts), Tensor::randn([B, H], opts))
+    (vs, cell, draw(&[B, IN]), draw(&[B, H]), draw(&[B, H]))
+}
+
+/// Standard normal f64 values of `shape` (Box–Muller on `rng`'s uniforms).
+fn normal(rng: &mut rand_chacha::ChaCha8Rng, shape: &[i64]) -> Tensor {
+    let n: i64 = shape.iter().product();
+    let values: Vec<f64> = (0..n)
+        .map(|_| {
+            let u1 = 1.0 - rng.gen::<f64>(); // (0, 1]: ln is finite
+            let u2 = rng.gen::<f64>();
+            (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+        })
+        .collect();
+    Tensor::from_slice(&values).reshape(shape)
 }
 
 /// (x·Wx_k, h·Wh_k [+ b_k]) of leaf k.

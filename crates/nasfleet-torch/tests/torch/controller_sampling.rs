@@ -1,14 +1,15 @@
 //! Sampling: deterministic given the seed, follows the depth schedule, emits
 //! valid architectures of every space, reports the log-probabilities the
 //! policy assigns, and draws each decision with the policy's probabilities.
-//! Also: the initialisation, the policy thread, and `build_strategy`.
+//! Also: the initialisation, the policy thread, and `RlStrategy::new`
+//! refusing bad settings.
 
-use nasfleet_core::config::{ControllerConfig, ExperimentConfig, StrategyKind};
+use nasfleet_core::config::{ControllerConfig, ExperimentConfig};
 use nasfleet_core::space::cnn::{CnnSpace, DepthSchedule};
 use nasfleet_core::space::rnn_cell::CellSpace;
 use nasfleet_core::strategy::{SearchStrategy, StrategyError};
 use nasfleet_core::{ArchLimits, Space, SpaceKind};
-use nasfleet_torch::controller::{build_strategy, use_one_libtorch_thread, Controller, RlStrategy};
+use nasfleet_torch::controller::{use_one_libtorch_thread, Controller, RlStrategy};
 
 /// A controller on this test thread, with libtorch single-threaded here as on
 /// the policy thread (see `use_one_libtorch_thread`).
@@ -151,18 +152,14 @@ fn the_handle_is_send_and_talks_plain_data() {
 }
 
 #[test]
-fn build_strategy_selects_by_config_and_reports_bad_settings() {
+fn rl_strategy_proposes_and_refuses_bad_settings() {
     let mut cfg = ExperimentConfig::default();
     cfg.search.space = SpaceKind::Nb201;
-    for (kind, name) in [(StrategyKind::Rl, "rl"), (StrategyKind::Random, "random"), (StrategyKind::Evolution, "evolution")] {
-        cfg.search.strategy = kind;
-        let mut s = build_strategy(&cfg).unwrap();
-        assert_eq!(s.name(), name);
-        assert_eq!(s.propose(4).unwrap().len(), 4);
-        assert_eq!(s.samples_drawn(), 4);
-    }
-    cfg.search.strategy = StrategyKind::Rl;
+    let mut s = RlStrategy::new(&cfg).unwrap();
+    assert_eq!(s.name(), "rl");
+    assert_eq!(s.propose(4).unwrap().len(), 4);
+    assert_eq!(s.samples_drawn(), 4);
     cfg.controller.lr = -1.0;
-    let err = build_strategy(&cfg).err().unwrap();
+    let err = RlStrategy::new(&cfg).err().unwrap();
     assert!(matches!(err, StrategyError::Config(_)) && err.to_string().contains("controller.lr"), "{err}");
 }

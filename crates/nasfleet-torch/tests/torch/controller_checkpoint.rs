@@ -6,8 +6,8 @@
 
 use nasfleet_core::config::{ExperimentConfig, StrategyKind};
 use nasfleet_core::space::cnn::DepthSchedule;
-use nasfleet_core::strategy::{Feedback, SearchStrategy, StrategyError, SyntheticCnnReward};
-use nasfleet_torch::controller::{build_strategy, RlStrategy};
+use nasfleet_core::strategy::{build_pure_strategy, Feedback, SearchStrategy, StrategyError, SyntheticCnnReward};
+use nasfleet_torch::controller::RlStrategy;
 
 fn config(seed: u64) -> ExperimentConfig {
     let mut cfg = ExperimentConfig::default();
@@ -75,11 +75,11 @@ fn proposals_continue_identically_through_the_trait() {
         }
         out
     };
-    let mut a = build_strategy(&config(8)).unwrap();
+    let mut a: Box<dyn SearchStrategy> = Box::new(RlStrategy::new(&config(8)).unwrap());
     run(&mut a, 3);
     let bytes = a.checkpoint().unwrap();
     let want = run(&mut a, 3);
-    let mut b = build_strategy(&config(8)).unwrap();
+    let mut b: Box<dyn SearchStrategy> = Box::new(RlStrategy::new(&config(8)).unwrap());
     b.restore(&bytes).unwrap();
     assert_eq!(run(&mut b, 3), want);
 }
@@ -98,7 +98,7 @@ fn restore_refuses_foreign_or_damaged_checkpoints_and_keeps_its_state() {
     let wrong_space = RlStrategy::new(&cells).unwrap().checkpoint().unwrap();
     let mut random_cfg = config(1);
     random_cfg.search.strategy = StrategyKind::Random;
-    let random = build_strategy(&random_cfg).unwrap().checkpoint().unwrap();
+    let random = build_pure_strategy(&random_cfg).unwrap().checkpoint().unwrap();
 
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (wrong_shape, "hidden 20"),

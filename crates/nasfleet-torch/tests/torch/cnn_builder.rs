@@ -12,7 +12,7 @@ use nasfleet_torch::tch::{nn, Device, Kind, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-const GOLDEN: &str = include_str!("../../nasfleet-core/tests/golden/cnn_skip_strides.json");
+const GOLDEN: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../nasfleet-core/tests/golden/cnn_skip_strides.json"));
 
 /// Strides of 2 and 3, two pooled layers, a three-way final concatenation
 /// of different sizes, layers that take the image in the middle of the net.

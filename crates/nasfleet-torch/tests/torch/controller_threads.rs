@@ -1,13 +1,17 @@
 //! `use_one_libtorch_thread` makes libtorch single-threaded on the calling
-//! thread only: threads started afterwards still get the default pool. Alone
-//! in its test binary, since other tests pinning their own threads at the
-//! same moment could race with the process-wide default it restores.
+//! thread only: threads started afterwards still get the default pool. Runs
+//! alone in a child process of the test binary ([`crate::support::alone`]),
+//! since the other tests setting their own threads' counts at the same moment
+//! (trainers, policy threads) change the process-wide default it checks.
 
 use nasfleet_torch::controller::use_one_libtorch_thread;
 use nasfleet_torch::tch;
 
 #[test]
 fn pinning_is_per_thread() {
+    if !crate::support::alone("controller_threads::pinning_is_per_thread") {
+        return;
+    }
     let default = std::thread::spawn(tch::get_num_threads).join().unwrap();
     let pinned = std::thread::spawn(|| {
         use_one_libtorch_thread();

@@ -1,13 +1,14 @@
 //! The controller learns: on the core's synthetic CNN reward (target layers
 //! 3×3 with 64 filters, chain skips), the RL controller's last 200 samples
 //! beat random search's by a wide margin within a fixed budget (fixed seed,
-//! CPU, a few seconds). Both strategies come from `build_strategy`, the same
-//! path the system uses, so this also checks the selection by config.
+//! CPU, a few seconds). Both run behind the `SearchStrategy` trait, as the
+//! system drives them: the controller as `RlStrategy` (on its policy thread),
+//! random search from the core's `build_pure_strategy`.
 
 use nasfleet_core::config::{ExperimentConfig, StrategyKind};
 use nasfleet_core::space::cnn::DepthSchedule;
-use nasfleet_core::strategy::{Feedback, SearchStrategy, SyntheticCnnReward};
-use nasfleet_torch::controller::build_strategy;
+use nasfleet_core::strategy::{build_pure_strategy, Feedback, SearchStrategy, SyntheticCnnReward};
+use nasfleet_torch::controller::RlStrategy;
 
 const ROUNDS: usize = 100;
 const BATCH: usize = 8;
@@ -49,8 +50,8 @@ fn tail_mean(v: &[f64]) -> f64 {
 
 #[test]
 fn rl_beats_random_search_on_the_synthetic_reward() {
-    let mut rl = build_strategy(&config(StrategyKind::Rl)).unwrap();
-    let mut random = build_strategy(&config(StrategyKind::Random)).unwrap();
+    let mut rl: Box<dyn SearchStrategy> = Box::new(RlStrategy::new(&config(StrategyKind::Rl)).unwrap());
+    let mut random = build_pure_strategy(&config(StrategyKind::Random)).unwrap();
     assert_eq!((rl.name(), random.name()), ("rl", "random"));
     let rl_rewards = run(rl.as_mut());
     let random_rewards = run(random.as_mut());
