@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nasfleet_core::trainer::{JobResult, TrainError, TrainJob, TrainOutcome, JOB_FORMAT_VERSION};
-use nasfleet_queue::{Completion, Consumer, JobQueue, Lease, QueueError};
+use nasfleet_queue::{Completion, Consumer, JobQueue, Lease, QueueError, RunLifecycle};
 use nasfleet_util::Backoff;
 use serde::Serialize;
 use tokio::task::JoinHandle;
@@ -163,6 +163,7 @@ impl<Q: JobQueue> Worker<Q> {
         let mut shutdown = self.shutdown.clone();
         let mut idle_since = Instant::now();
         let mut last_sweep: Option<Instant> = None;
+        let (mut seen_running, mut said_waiting) = (false, false);
         loop {
             if self.shutdown.is_requested() {
                 self.report.stopped = true;
@@ -191,15 +192,27 @@ impl<Q: JobQueue> Worker<Q> {
                 continue;
             }
             // Before taking a job: is the run still on? Once its controller
-            // finished it, or an operator stopped it, workers leave (exit 0)
-            // so that autoscalers can release their machines.
+            // finished it, or an operator stopped it while this worker
+            // served it, workers leave (exit 0) so that autoscalers can
+            // release their machines. A worker started on a stopped run
+            // waits for `controller start --resume` instead (within its
+            // idle limit).
             match self.queue.lifecycle().await {
-                Ok(l) if l.is_over() => {
+                Ok(l) if l == RunLifecycle::Finished || (l.is_over() && seen_running) => {
                     info!(lifecycle = %l, "the run is over: leaving");
+                    self.sweep().await;
                     self.report.left = Some(format!("run {l}"));
                     break;
                 }
-                Ok(_) => {}
+                Ok(l) if l.is_over() => {
+                    if !said_waiting {
+                        info!(lifecycle = %l, "the run is stopped: waiting for its controller to resume it");
+                        said_waiting = true;
+                    }
+                    self.pause(self.opts.settings.block).await;
+                    continue;
+                }
+                Ok(_) => seen_running = true,
                 Err(e) if is_fatal(&e) => return Err(e.into()),
                 Err(e) => warn!(error = %e, "cannot read the run's lifecycle; going on"),
             }

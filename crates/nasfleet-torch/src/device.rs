@@ -7,8 +7,11 @@ use tch::Device;
 /// What the user asked for: `auto` (CUDA 0 when available, else CPU), `cpu`, `cuda:N`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceSpec {
+    /// CUDA device 0 when one is available, else the CPU.
     Auto,
+    /// The CPU.
     Cpu,
+    /// CUDA device N (`cuda:N`; `cuda` is device 0).
     Cuda(usize),
 }
 

@@ -17,8 +17,11 @@ use tch::{Device, Kind, Tensor};
 /// One tensor as plain data.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Blob {
+    /// The tensor's name (unique within a file).
     pub name: String,
+    /// Its shape.
     pub shape: Vec<i64>,
+    /// Its values, row-major.
     pub data: Vec<f32>,
 }
 
@@ -49,7 +52,9 @@ pub(crate) fn to_f32s(t: &Tensor) -> Vec<f32> {
 /// reads, and what to call it in error messages.
 #[derive(Debug, Clone, Copy)]
 pub struct Frame {
+    /// The first eight bytes of every file of this kind.
     pub magic: &'static [u8; 8],
+    /// The format version this build writes and the only one it reads.
     pub format: u32,
     /// With its article, e.g. "an RL controller checkpoint".
     pub what: &'static str,
@@ -72,6 +77,7 @@ struct Header<S> {
 const PREFIX_LEN: usize = 8 + 4 + 8;
 
 impl Frame {
+    /// The bytes of a file holding `state` and `blobs` (see the module docs).
     pub fn encode<S: Serialize>(&self, state: &S, blobs: &[Blob]) -> Result<Vec<u8>, String> {
         let header = Header {
             state,
@@ -92,6 +98,8 @@ impl Frame {
         Ok(out)
     }
 
+    /// The state and tensors of `bytes`, after checking the magic, the format
+    /// and every length; an error says what does not fit.
     pub fn decode<S: DeserializeOwned>(&self, bytes: &[u8]) -> Result<(S, Vec<Blob>), String> {
         if bytes.len() < PREFIX_LEN || &bytes[..8] != self.magic {
             return Err(format!("not {} (bad magic)", self.what));

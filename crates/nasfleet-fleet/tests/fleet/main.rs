@@ -8,10 +8,14 @@
 //!   and controller processes (`nasfleet-fleet-node`) killed, stopped and
 //!   signalled by pid. In each, every job ends with exactly one outcome and
 //!   the run's history and update sequence equal an uninterrupted run's.
+//! * `lifecycle` — `controller stop` then `--resume` equals an
+//!   uninterrupted run; workers leave when the run is over or idle; no
+//!   checkpoint directory outlives its child.
 //! * `security` — the shipped ACL users running a fleet with least
 //!   privilege, and a fleet over TLS (`rediss://`).
 
 mod faults;
+mod lifecycle;
 mod local;
 mod security;
 mod support;

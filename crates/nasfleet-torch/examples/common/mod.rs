@@ -9,12 +9,12 @@ use nasfleet_torch::device::DeviceSpec;
 use nasfleet_torch::tch::Device;
 
 /// The value after `key`, if any.
-pub fn arg<'a>(args: &'a [String], key: &str) -> Option<&'a str> {
+pub(crate) fn arg<'a>(args: &'a [String], key: &str) -> Option<&'a str> {
     args.iter().position(|a| a == key).and_then(|i| args.get(i + 1)).map(String::as_str)
 }
 
 /// The number after `key`, or `default` when the key is absent.
-pub fn num<T: std::str::FromStr>(args: &[String], key: &str, default: T) -> Result<T, String> {
+pub(crate) fn num<T: std::str::FromStr>(args: &[String], key: &str, default: T) -> Result<T, String> {
     match arg(args, key) {
         None => Ok(default),
         Some(v) => v.parse().map_err(|_| format!("{key} {v:?} is not a number")),
@@ -24,17 +24,17 @@ pub fn num<T: std::str::FromStr>(args: &[String], key: &str, default: T) -> Resu
 /// What `cnn_children` and `lm_children` both take: `--config FILE
 /// [--workers W] [--threads T] [--seed S] [--device D] [--data-dir DIR]
 /// [--epochs E]` (the config's `train.epochs` replaced by E).
-pub struct ChildrenArgs {
-    pub cfg: ExperimentConfig,
-    pub workers: usize,
-    pub threads: usize,
-    pub seed: u64,
-    pub device: Device,
-    pub data_dir: PathBuf,
+pub(crate) struct ChildrenArgs {
+    pub(crate) cfg: ExperimentConfig,
+    pub(crate) workers: usize,
+    pub(crate) threads: usize,
+    pub(crate) seed: u64,
+    pub(crate) device: Device,
+    pub(crate) data_dir: PathBuf,
 }
 
 impl ChildrenArgs {
-    pub fn parse(args: &[String]) -> Result<ChildrenArgs, String> {
+    pub(crate) fn parse(args: &[String]) -> Result<ChildrenArgs, String> {
         let config = arg(args, "--config").ok_or("--config FILE is required")?;
         let mut cfg = ExperimentConfig::load(std::path::Path::new(config)).map_err(|e| e.to_string())?;
         cfg.train.epochs = num(args, "--epochs", cfg.train.epochs)?;
@@ -56,7 +56,7 @@ impl ChildrenArgs {
 /// fields; `child`, `worker` and `seconds` are added, and an error becomes
 /// `{"error": ...}`. One JSON line per child on stdout as it finishes;
 /// returns all of them and the wall time.
-pub fn train_children<S>(
+pub(crate) fn train_children<S>(
     archs: &[nasfleet_core::Architecture],
     cfg: &ExperimentConfig,
     seed: u64,

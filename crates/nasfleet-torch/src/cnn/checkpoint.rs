@@ -11,7 +11,7 @@
 //!   architecture, seed, recipe), the epochs done, the ChaCha8 state of the
 //!   data stream, the metrics so far and the weights file's name.
 //!
-//! Both are written atomically ([`crate::checkpoint_file`]); the manifest's
+//! Both are written atomically (`crate::checkpoint_file`); the manifest's
 //! rename is the commit point, and older weight files are removed after it,
 //! so a crash at any moment leaves a manifest that points at a complete file.
 
@@ -37,12 +37,15 @@ const WEIGHTS_PREFIX: &str = "cnn-weights-e";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// The manifest format (`FORMAT`); set by [`save`], checked by [`load`].
     pub format: u32,
     /// What the checkpoint belongs to; a resume requires equality.
     pub child: String,
+    /// Epochs completed and saved; training resumes with the next one.
     pub epochs_done: usize,
     /// The data stream (order, crops, flips) after `epochs_done` epochs.
     pub rng: ChaCha8Rng,
+    /// Every completed epoch's metrics, in order.
     pub metrics: Vec<EpochMetrics>,
     /// File name of the tensors, in the same directory.
     pub weights: String,
@@ -89,7 +92,9 @@ pub fn save(dir: &Path, mut manifest: Manifest, tensors: &[(String, Tensor)]) ->
 /// A checkpoint read back: its manifest and tensors (on the CPU).
 #[derive(Debug)]
 pub struct Loaded {
+    /// The manifest.
     pub manifest: Manifest,
+    /// The tensors of the weights file by name (see the trainer's `state_tensors`).
     pub tensors: Vec<(String, Tensor)>,
 }
 

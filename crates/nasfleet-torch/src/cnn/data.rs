@@ -42,6 +42,7 @@ pub struct Augment {
 }
 
 impl Augment {
+    /// No padding, no flip: evaluation batches.
     pub const NONE: Augment = Augment { crop_padding: 0, flip: false };
 }
 
@@ -55,10 +56,12 @@ pub struct DeviceImages {
 }
 
 impl DeviceImages {
+    /// Number of images.
     pub fn len(&self) -> usize {
         self.labels.size().first().copied().unwrap_or(0) as usize
     }
 
+    /// Whether there are no images.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -67,14 +70,19 @@ impl DeviceImages {
 /// A training and a validation set, prepared alike.
 #[derive(Debug)]
 pub struct DeviceData {
+    /// The training images (a subset of the dataset's training set).
     pub train: DeviceImages,
+    /// The validation images (held out from the same training set).
     pub valid: DeviceImages,
     /// (C, H, W) of the prepared images.
     pub shape: (usize, usize, usize),
+    /// Number of classes.
     pub classes: usize,
     /// Per-channel statistics used for whitening (0 and 1 when off).
     pub mean: Vec<f64>,
+    /// Per-channel standard deviations used for whitening (1 when off).
     pub std: Vec<f64>,
+    /// The device the tensors live on.
     pub device: Device,
     /// How the images were prepared (what [`DeviceData::prepare_like`] repeats).
     pub prep: Prepare,

@@ -40,14 +40,23 @@ pub use trainer::{evaluate, evaluate_on, lr_at, CnnReport, CnnTrainer, DATASETS}
 /// permanent and retryable job failures.
 #[derive(Debug, Error)]
 pub enum CnnError {
+    /// The architecture cannot be built (the core's check failed).
     #[error("invalid architecture: {0}")]
     Arch(#[from] nasfleet_core::ArchError),
+    /// A libtorch operation failed (e.g. out of memory on the device).
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    /// Inputs that do not fit together (shapes, sizes, a checkpoint's tensors).
     #[error("{0}")]
     Invalid(String),
+    /// A checkpoint file could not be written or read.
     #[error("checkpoint {}: {message}", path.display())]
-    Checkpoint { path: PathBuf, message: String },
+    Checkpoint {
+        /// The file (or directory) concerned.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// Makes glibc keep freed activation memory in the heap instead of returning

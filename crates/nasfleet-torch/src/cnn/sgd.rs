@@ -23,8 +23,11 @@ use super::CnnError;
 /// schedule needs no optimiser state).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SgdConfig {
+    /// Momentum coefficient (0 = plain SGD).
     pub momentum: f64,
+    /// Nesterov momentum instead of heavy-ball momentum.
     pub nesterov: bool,
+    /// L2 penalty added to the gradient as `weight_decay · p` (0 = none).
     pub weight_decay: f64,
 }
 

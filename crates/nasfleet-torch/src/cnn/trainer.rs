@@ -83,6 +83,7 @@ pub struct CnnTrainer {
 /// outcome plus the held-out test set's accuracy.
 #[derive(Debug, Clone)]
 pub struct CnnReport {
+    /// The search outcome: reward, per-epoch metrics and notes.
     pub outcome: TrainOutcome,
     /// Accuracy of the final weights on the dataset's test set; `None` when
     /// the child diverged (its reward is 0 and the note says why).
@@ -250,6 +251,7 @@ impl CnnTrainer {
         self
     }
 
+    /// The device children train on.
     pub fn device(&self) -> Device {
         self.device
     }

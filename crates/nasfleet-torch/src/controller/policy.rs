@@ -44,7 +44,7 @@ pub(crate) struct PolicyShape {
 }
 
 impl PolicyShape {
-    pub fn new(decisions: &[DecisionType], hidden: usize, lstm_layers: usize, empty_anchor: EmptyAnchorInput) -> Self {
+    pub(crate) fn new(decisions: &[DecisionType], hidden: usize, lstm_layers: usize, empty_anchor: EmptyAnchorInput) -> Self {
         PolicyShape {
             hidden: hidden as i64,
             lstm_layers: lstm_layers as i64,
@@ -79,7 +79,7 @@ impl Policy {
     /// the CPU beats a GPU's launch latency and leaves the GPUs to children.
     /// Weights come from our RNG, not torch's global one, so a seed means the
     /// same network everywhere and other threads' torch RNG use is untouched.
-    pub fn new(shape: PolicyShape, init_range: f64, rng: &mut ChaCha8Rng) -> Self {
+    pub(crate) fn new(shape: PolicyShape, init_range: f64, rng: &mut ChaCha8Rng) -> Self {
         let vs = nn::VarStore::new(Device::Cpu);
         let root = vs.root();
         let h = shape.hidden;
@@ -129,15 +129,15 @@ impl Policy {
         policy
     }
 
-    pub fn shape(&self) -> &PolicyShape {
+    pub(crate) fn shape(&self) -> &PolicyShape {
         &self.shape
     }
 
-    pub fn params(&self) -> &[(String, Tensor)] {
+    pub(crate) fn params(&self) -> &[(String, Tensor)] {
         &self.params
     }
 
-    pub fn zero_grad(&mut self) {
+    pub(crate) fn zero_grad(&mut self) {
         for (_, p) in &mut self.params {
             p.zero_grad();
         }
@@ -147,7 +147,7 @@ impl Policy {
     /// RNG use is fixed by the schema and the batch size: at each choice step
     /// one uniform per row, at each anchor step one per row and earlier layer
     /// (row-major), each inverted through the step's distribution.
-    pub fn sample(&self, schema: &TokenSchema, batch: usize, rng: &mut ChaCha8Rng) -> Vec<SampledRow> {
+    pub(crate) fn sample(&self, schema: &TokenSchema, batch: usize, rng: &mut ChaCha8Rng) -> Vec<SampledRow> {
         let mut s = Sampler {
             rng,
             rows: (0..batch)
@@ -164,7 +164,7 @@ impl Policy {
     /// `entropy_grad` (an entropy bonus is on): otherwise they are statistics,
     /// and leaving them out of the graph shortens the backward pass.
     /// The caller has checked the tokens against the schema.
-    pub fn replay(&self, schema: &TokenSchema, actions: &[&[u32]], entropy_grad: bool) -> (Tensor, Tensor) {
+    pub(crate) fn replay(&self, schema: &TokenSchema, actions: &[&[u32]], entropy_grad: bool) -> (Tensor, Tensor) {
         let mut r = Replay::new(actions);
         self.walk(schema, actions.len() as i64, &mut r);
         r.finish(entropy_grad)

@@ -34,28 +34,38 @@ use crate::optim::Adam;
 /// One sampled architecture with what the policy said about it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
+    /// The token sequence, one action per decision.
     pub actions: Vec<u32>,
     /// log P(actions) under the policy that sampled it (nats).
     pub log_prob: f64,
     /// Sum over its tokens of each decision's entropy (nats).
     pub entropy: f64,
+    /// The policy version (updates applied) that sampled it.
     pub policy_version: u64,
 }
 
 /// log P and summed entropy of a given sequence under the current weights.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Scored {
+    /// log P(actions) under the current weights (nats).
     pub log_prob: f64,
+    /// Sum over its tokens of each decision's entropy (nats).
     pub entropy: f64,
 }
 
 /// Name, shape of a policy variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParameterInfo {
+    /// The variable's name (as in the PyTorch reference's `state_dict`).
     pub name: String,
+    /// Its shape.
     pub shape: Vec<i64>,
 }
 
+/// The RL controller of one search: the policy network, its Adam state, the
+/// EMA baseline, the sampling RNG and the counters (see the module docs).
+/// Owns tensors, so it stays on one thread; [`super::RlStrategy`] is the
+/// handle the rest of the system uses.
 pub struct Controller {
     space: Space,
     cfg: ControllerConfig,
@@ -121,6 +131,10 @@ impl Controller {
         Self::with_parts(cfg.space(), cfg.controller.clone(), cfg.search.seed)
     }
 
+    /// A fresh controller for `space` with settings `cfg`, seeded with `seed`
+    /// (weights from ChaCha8 stream 1 of the seed, samples from stream 0).
+    /// Refuses meaningless settings (a zero size, a non-positive learning
+    /// rate, …) and decision types without choices.
     pub fn with_parts(space: Space, cfg: ControllerConfig, seed: u64) -> Result<Self, StrategyError> {
         check_config(&cfg)?;
         let decisions = space.decision_types();
@@ -144,14 +158,17 @@ impl Controller {
         })
     }
 
+    /// The search space the controller samples from.
     pub fn space(&self) -> &Space {
         &self.space
     }
 
+    /// Updates applied so far (0 for a fresh controller).
     pub fn policy_version(&self) -> u64 {
         self.version
     }
 
+    /// Architectures sampled so far (the depth schedule's position).
     pub fn samples_drawn(&self) -> u64 {
         self.samples_drawn
     }

@@ -34,11 +34,14 @@ use super::RnnError;
 /// The recurrent state of one cell layer: h and c, each `[batch, hidden]`.
 #[derive(Debug)]
 pub struct CellState {
+    /// Hidden state, `[batch, hidden]`.
     pub h: Tensor,
+    /// Cell state (the memory `c_t`), `[batch, hidden]`.
     pub c: Tensor,
 }
 
 impl CellState {
+    /// All-zero h and c of `batch` rows (fp32, on `device`).
     pub fn zeros(batch: i64, hidden: i64, device: tch::Device) -> Self {
         let z = Tensor::zeros([batch, hidden], (tch::Kind::Float, device));
         CellState { h: z.shallow_clone(), c: z }
@@ -170,14 +173,17 @@ impl RecurrentCell {
         Ok(RecurrentCell { arch: arch.clone(), input, hidden, wx, wh, bh, block, runs, run_widths })
     }
 
+    /// The architecture the cell was built from.
     pub fn arch(&self) -> &CellArch {
         &self.arch
     }
 
+    /// Width of the input `x_t`.
     pub fn input_size(&self) -> i64 {
         self.input
     }
 
+    /// Width of `h_t` and `c_t`.
     pub fn hidden_size(&self) -> i64 {
         self.hidden
     }

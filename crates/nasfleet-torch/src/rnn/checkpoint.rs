@@ -14,20 +14,20 @@ use serde::{Deserialize, Serialize};
 
 use nasfleet_core::trainer::EpochMetrics;
 
-pub use crate::framed::Blob;
+pub(crate) use crate::framed::Blob;
 use crate::checkpoint_file::{self, FileError};
 use crate::framed::Frame;
 
 const FRAME: Frame = Frame { magic: b"NFLMCKPT", format: 1, what: "a language-model checkpoint" };
 /// The file name inside a job's checkpoint directory.
-pub const FILE_NAME: &str = "lm.ckpt";
+pub(crate) const FILE_NAME: &str = "lm.ckpt";
 
 /// Everything that identifies a child's training run. The architecture and
 /// the recipe are kept as the JSON text this build writes for them and
 /// compared as text, which never depends on float parsing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Identity {
+pub(crate) struct Identity {
     pub job_id: String,
     pub arch: String,
     pub train: String,
@@ -37,7 +37,7 @@ pub struct Identity {
 /// The plain part of the state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct State {
+pub(crate) struct State {
     pub identity: Identity,
     pub epochs_done: usize,
     pub metrics: Vec<MetricBits>,
@@ -83,11 +83,11 @@ impl From<&MetricBits> for EpochMetrics {
     }
 }
 
-pub fn encode(state: &State, blobs: &[Blob]) -> Result<Vec<u8>, String> {
+pub(crate) fn encode(state: &State, blobs: &[Blob]) -> Result<Vec<u8>, String> {
     FRAME.encode(state, blobs)
 }
 
-pub fn decode(bytes: &[u8]) -> Result<(State, Vec<Blob>), String> {
+pub(crate) fn decode(bytes: &[u8]) -> Result<(State, Vec<Blob>), String> {
     FRAME.decode(bytes)
 }
 

@@ -17,14 +17,18 @@ use tch::{Device, Kind, Tensor};
 /// A corpus a language-model job can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LmCorpus {
+    /// The Penn Treebank, from the user's files.
     Ptb,
+    /// Jane Austen's novels, prepared from Debian's r-cran-janeaustenr.
     Austen,
 }
 
 /// A resolved dataset: which corpus, at which level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LmDataset {
+    /// Which corpus.
     pub corpus: LmCorpus,
+    /// Characters (PTB-char format) instead of words.
     pub char_level: bool,
 }
 
@@ -45,6 +49,7 @@ impl LmDataset {
         Ok(LmDataset { corpus, char_level: chars || char_level })
     }
 
+    /// The dataset's name: `ptb`, `ptb-char`, `austen` or `austen-char`.
     pub fn name(&self) -> &'static str {
         match (self.corpus, self.char_level) {
             (LmCorpus::Ptb, false) => "ptb",

@@ -25,10 +25,15 @@ use super::RnnError;
 /// The sizes of a language model (everything but the cell's wiring).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LmShape {
+    /// Vocabulary size (the softmax's width).
     pub vocab: i64,
+    /// Hidden size of every cell, and the embedding width.
     pub hidden: i64,
+    /// Number of stacked cells.
     pub layers: usize,
+    /// Share the embedding matrix with the softmax weights.
     pub tie_weights: bool,
+    /// Give each leaf's hidden-state projection a bias.
     pub leaf_bias: bool,
 }
 
@@ -84,9 +89,13 @@ impl LmInit {
 /// Dropout probabilities (0 = off).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Dropouts {
+    /// Word dropout: whole embedding rows (one mask per vocabulary entry).
     pub embed: f64,
+    /// Dropout of the first cell's input, one mask per sequence.
     pub input: f64,
+    /// Variational dropout of each cell's recurrent input `h_{t-1}`.
     pub recurrent: f64,
+    /// Dropout of each cell's output.
     pub output: f64,
 }
 
@@ -167,10 +176,12 @@ impl LanguageModel {
         Ok(LanguageModel { vs, params, shape, embedding, cells, decoder_w, decoder_b })
     }
 
+    /// The model's sizes.
     pub fn shape(&self) -> LmShape {
         self.shape
     }
 
+    /// The device the variables live on.
     pub fn device(&self) -> Device {
         self.vs.device()
     }
@@ -180,14 +191,17 @@ impl LanguageModel {
         &self.params
     }
 
+    /// Total number of parameter values (a tied matrix counted once).
     pub fn param_count(&self) -> u64 {
         self.params.iter().map(|(_, p)| p.numel() as u64).sum()
     }
 
+    /// The stacked cells, bottom first.
     pub fn cells(&self) -> &[RecurrentCell] {
         &self.cells
     }
 
+    /// All-zero recurrent state of every layer for `batch` sequences.
     pub fn zero_state(&self, batch: i64) -> Vec<CellState> {
         (0..self.shape.layers).map(|_| CellState::zeros(batch, self.shape.hidden, self.device())).collect()
     }
@@ -273,6 +287,7 @@ impl LanguageModel {
         copy_into(&self.decoder_b, &log_p);
     }
 
+    /// Zeroes every variable's gradient (where one is defined).
     pub fn zero_grad(&mut self) {
         for (_, p) in &mut self.params {
             p.zero_grad();

@@ -35,8 +35,11 @@ pub use trainer::{bits_per_char, LmReport, LmTrainer};
 /// Why a cell or model could not be built.
 #[derive(Debug, Error)]
 pub enum RnnError {
+    /// The cell architecture is invalid (the core's check failed).
     #[error("invalid cell: {0}")]
     Arch(#[from] nasfleet_core::ArchError),
+    /// Sizes that cannot make a cell or model (a vocabulary, hidden size,
+    /// input size or layer count below 1).
     #[error("{0}")]
     Shape(String),
 }

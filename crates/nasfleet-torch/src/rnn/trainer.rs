@@ -60,14 +60,19 @@ pub fn bits_per_char(perplexity: f64) -> f64 {
 /// Everything a finished language-model child reports, beyond the reward.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LmReport {
+    /// Reward, per-epoch metrics and notes, as [`Trainer::train`] returns them.
     pub outcome: TrainOutcome,
     /// `ptb`, `ptb-char`, `austen` or `austen-char`.
     pub dataset: &'static str,
+    /// Whether the corpus is character level.
     pub char_level: bool,
+    /// Vocabulary size (symbols, at character level).
     pub vocab: usize,
     /// The hidden size used (solved from `match_params` when that is set).
     pub hidden: usize,
+    /// Parameters of the model.
     pub params: u64,
+    /// Best validation perplexity over the epochs (the reward's input).
     pub best_valid_perplexity: Option<f64>,
     /// With the final weights; only with `train.lm.evaluate_test`.
     pub test_perplexity: Option<f64>,
@@ -151,10 +156,12 @@ impl LmTrainer {
         self
     }
 
+    /// The directory the corpora are found in or prepared into.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
 
+    /// The device children train on.
     pub fn device(&self) -> Device {
         self.device
     }
@@ -452,7 +459,7 @@ fn state_tensors<'a>(model: &'a LanguageModel, optim: &'a Optim) -> Vec<(String,
 }
 
 fn save(dir: &Path, state: &State, model: &LanguageModel, optim: &Optim) -> Result<(), TrainError> {
-    let blobs: Vec<Blob> = state_tensors(model, optim).into_iter().map(|(name, t)| Blob::of(name, &t)).collect();
+    let blobs: Vec<Blob> = state_tensors(model, optim).into_iter().map(|(name, t)| Blob::of(name, t)).collect();
     let bytes = checkpoint::encode(state, &blobs).map_err(permanent)?;
     checkpoint::write(dir, &bytes).map_err(|e| TrainError::Retryable(format!("cannot write the checkpoint {e}")))
 }
