@@ -53,6 +53,19 @@ pub struct ControllerState {
     pub best_arch: Option<serde_json::Value>,
     /// When this was published (Unix ms).
     pub updated_ms: u64,
+    /// Children applied per hour over the recent past (the last 30 minutes
+    /// of this controller process); `None` until there is a rate.
+    #[serde(default)]
+    pub children_per_hour: Option<f64>,
+}
+
+impl ControllerState {
+    /// Seconds until every child is applied at the recent rate.
+    pub fn eta_seconds(&self) -> Option<u64> {
+        let rate = self.children_per_hour.filter(|r| r.is_finite() && *r > 0.0)?;
+        let left = self.total.saturating_sub(self.applied);
+        Some((left as f64 / rate * 3600.0).round() as u64)
+    }
 }
 
 impl ControllerState {
@@ -74,6 +87,7 @@ impl ControllerState {
             ("best_job", opt(self.best_job.clone())),
             ("best_arch", opt(self.best_arch.as_ref().map(|a| a.to_string()))),
             ("updated_ms", self.updated_ms.to_string()),
+            ("children_per_hour", opt(self.children_per_hour.map(|r| r.to_string()))),
         ]
     }
 
@@ -104,6 +118,9 @@ impl ControllerState {
                 .map(|v| serde_json::from_str(&v).map_err(|e| format!("field best_arch: {e}")))
                 .transpose()?,
             updated_ms: num("updated_ms")?,
+            children_per_hour: nonempty("children_per_hour")
+                .map(|v| v.parse().map_err(|_| format!("field children_per_hour is {v:?}, not a number")))
+                .transpose()?,
         })
     }
 }
@@ -287,10 +304,13 @@ mod tests {
             best_job: Some("r-000003".into()),
             best_arch: Some(serde_json::json!({"version": 1})),
             updated_ms: 5,
+            children_per_hour: Some(120.0),
         };
+        assert_eq!(s.eta_seconds(), Some(180), "6 children left at 2 a minute");
         let map: HashMap<String, String> = s.to_fields().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         assert_eq!(ControllerState::from_fields(&map).unwrap(), s);
-        let empty = ControllerState { best_reward: None, best_job: None, best_arch: None, ..s };
+        let empty = ControllerState { best_reward: None, best_job: None, best_arch: None, children_per_hour: None, ..s };
+        assert_eq!(empty.eta_seconds(), None);
         let map: HashMap<String, String> = empty.to_fields().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         assert_eq!(ControllerState::from_fields(&map).unwrap(), empty);
     }

@@ -32,6 +32,8 @@ pub struct StatusReport {
     pub enqueued: u64,
     /// The controller's state, if one has published it.
     pub controller: Option<ControllerState>,
+    /// Seconds until the run is done at the recent pace (running runs).
+    pub eta_seconds: Option<u64>,
 }
 
 /// A delivered, unfinished job.
@@ -129,8 +131,18 @@ pub async fn collect_status<Q: JobQueue>(queue: &Q, board: &Board, run: &str, li
         results: s.results,
         outcomes: s.outcomes,
         enqueued: s.enqueued,
+        eta_seconds: controller.as_ref().filter(|c| c.state == "running").and_then(ControllerState::eta_seconds),
         controller,
     })
+}
+
+/// `2h05m`, `7m30s`, `45s`.
+fn human(s: u64) -> String {
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
 }
 
 fn secs(ms: u64) -> String {
@@ -156,6 +168,13 @@ pub fn render_text(r: &StatusReport) -> String {
                 _ => {
                     let _ = writeln!(out, "best so far: none yet");
                 }
+            }
+            if let Some(rate) = c.children_per_hour {
+                let eta = match c.eta_seconds() {
+                    Some(s) if c.state == "running" => format!(", done in about {}", human(s)),
+                    _ => String::new(),
+                };
+                let _ = writeln!(out, "pace: {rate:.1} children/hour recently{eta}");
             }
         }
         None => {

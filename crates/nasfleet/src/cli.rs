@@ -213,9 +213,13 @@ pub(crate) struct WorkerArgs {
     /// auto (CUDA 0 when available, else CPU), cpu or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// Exit after handling this many jobs.
-    #[arg(long)]
-    pub max_jobs: Option<u64>,
+    /// Exit 0 after handling this many children (jobs).
+    #[arg(long, alias = "max-jobs", env = "NASFLEET_MAX_CHILDREN")]
+    pub max_children: Option<u64>,
+    /// Exit 0 after waiting this long without a job (e.g. 10m): an empty
+    /// queue on a machine you pay for. Default: wait until the run is over.
+    #[arg(long, env = "NASFLEET_IDLE_EXIT", value_parser = nasfleet_fleet::parse_duration)]
+    pub idle_exit: Option<std::time::Duration>,
     /// Where datasets are (default: the cache, ~/.cache/nasfleet).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -264,9 +268,17 @@ pub(crate) enum ControllerCommand {
                             Stop it with Ctrl-C (or lose the machine) and continue with --resume: nothing is \
                             lost or counted twice.")]
     Start(ControllerStartArgs),
-    /// A run's state: queue depth, jobs in flight, live workers, dead letters, best so far.
+    /// A run's state: queue depth, jobs in flight, live workers, dead letters, best so far, pace and ETA.
     #[command(after_help = "Example:\n  nasfleet controller status --redis redis://viewer:PASSWORD@queue-host:6379/ --run cifar10")]
     Status(ControllerStatusArgs),
+    /// Stop a run: its controller stops issuing jobs and checkpoints, workers finish the child in hand and exit 0.
+    #[command(after_help = "Example:\n  nasfleet controller stop --redis redis://controller:PASSWORD@queue-host:6379/ --run cifar10\n\n\
+                            The run's lifecycle in the queue becomes `stopping`; the controller (wherever it runs) \
+                            sees it within a step, checkpoints, marks the run `stopped` and exits. Children already \
+                            being trained are finished and their results wait in the queue; workers then exit 0, so \
+                            autoscalers release their machines. Continue with `nasfleet controller start --resume` \
+                            (exactly as if the run had never stopped) and start workers again.")]
+    Stop(ControllerStopArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -282,6 +294,15 @@ pub(crate) struct ControllerStartArgs {
     /// Run directory (default runs/<run>).
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ControllerStopArgs {
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// How long to wait for the controller to confirm (0: do not wait).
+    #[arg(long, default_value = "2m", value_parser = nasfleet_fleet::parse_duration)]
+    pub wait: std::time::Duration,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -9,14 +9,16 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use nasfleet_core::ExperimentConfig;
 use nasfleet_fleet::{
-    collect_status, on_signals, render_text, run_controller, run_local, run_worker, wait_for_settings, Board,
-    ControllerOptions, ControllerState, ControllerSummary, FleetSettings, LocalOptions, RedisBoard, RunSettings,
+    collect_status, on_signals, render_text, request_stop, run_controller, run_local, run_worker, wait_for_settings, Board,
+    ControllerOptions, ControllerState, ControllerSummary, FleetSettings, LocalOptions, RedisBoard,
     WorkerOptions, WorkerOverrides,
 };
-use nasfleet_queue::{Consumer, RedisQueue, RedisQueueConfig, TlsFiles};
+use nasfleet_queue::{Consumer, RedisQueue, RedisQueueConfig, RunLifecycle, TlsFiles};
 use tokio::sync::watch;
 
-use crate::cli::{ControllerCommand, ControllerStartArgs, ControllerStatusArgs, LocalArgs, RedisArgs, WorkerArgs};
+use crate::cli::{
+    ControllerCommand, ControllerStartArgs, ControllerStatusArgs, ControllerStopArgs, LocalArgs, RedisArgs, WorkerArgs,
+};
 use crate::choose::{strategy, Trainers};
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -75,7 +77,8 @@ pub(crate) fn worker(args: WorkerArgs) -> Result<()> {
             consumer: Consumer::local(&args.device)?,
             run: run.clone(),
             settings,
-            max_jobs: args.max_jobs,
+            max_jobs: args.max_children,
+            idle_exit: args.idle_exit,
             work_dir: Some(work_dir),
             device: args.device.clone(),
             data_dir: args.data_dir.clone(),
@@ -89,8 +92,13 @@ pub(crate) fn worker(args: WorkerArgs) -> Result<()> {
     rt.shutdown_timeout(Duration::from_millis(100));
     match report {
         Some(report) => eprintln!(
-            "worker done: {} jobs ({} completed, {} dead-lettered, {} given back, {} released on stop)",
-            report.jobs, report.completed, report.dead_lettered, report.abandoned, report.released
+            "worker done: {} jobs ({} completed, {} dead-lettered, {} given back, {} released on stop){}",
+            report.jobs,
+            report.completed,
+            report.dead_lettered,
+            report.abandoned,
+            report.released,
+            report.left.as_deref().map(|l| format!("; left: {l}")).unwrap_or_default()
         ),
         None => eprintln!("worker stopped before run {run}'s controller published its settings"),
     }
@@ -101,7 +109,31 @@ pub(crate) fn controller(cmd: ControllerCommand) -> Result<()> {
     match cmd {
         ControllerCommand::Start(args) => controller_start(args),
         ControllerCommand::Status(args) => controller_status(args),
+        ControllerCommand::Stop(args) => controller_stop(args),
     }
+}
+
+fn controller_stop(args: ControllerStopArgs) -> Result<()> {
+    let rcfg = redis_config(&args.redis, &FleetSettings::default())?;
+    let run = &args.redis.run;
+    let rt = runtime()?;
+    let seen = rt.block_on(async {
+        let queue = RedisQueue::connect(rcfg).await.context("connecting to the queue")?;
+        request_stop(&queue, args.wait, Duration::from_millis(500)).await.context("stopping the run")
+    })?;
+    match seen {
+        RunLifecycle::Stopped => eprintln!(
+            "run {run} stopped: the controller checkpointed; workers exit once their child is done.\n\
+             continue with: nasfleet controller start --resume --run {run} --config <CONFIG>"
+        ),
+        RunLifecycle::Finished => eprintln!("run {run} had already finished; nothing to stop"),
+        _ => eprintln!(
+            "run {run} is stopping: no controller confirmed within {:?} (is one running?). It stops at its next \
+             step; workers exit once their child is done. Continue later with `nasfleet controller start --resume`.",
+            args.wait
+        ),
+    }
+    Ok(())
 }
 
 fn controller_start(args: ControllerStartArgs) -> Result<()> {

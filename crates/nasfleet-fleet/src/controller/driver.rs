@@ -35,6 +35,35 @@ pub(super) struct Controller<Q> {
     book: Book<Received>,
     log: RunLog,
     tally: Tally,
+    /// Children per hour for the published state (not checkpointed: a
+    /// resumed controller measures afresh).
+    rate: std::sync::Mutex<RateMeter>,
+}
+
+/// Children applied per hour over the last [`RateMeter::WINDOW`].
+#[derive(Debug, Default)]
+pub(super) struct RateMeter {
+    samples: std::collections::VecDeque<(std::time::Instant, u64)>,
+}
+
+impl RateMeter {
+    const WINDOW: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+    /// Records that `applied` children are applied now; the rate since the
+    /// oldest sample in the window, once children were applied since.
+    pub(super) fn record(&mut self, applied: u64) -> Option<f64> {
+        self.record_at(std::time::Instant::now(), applied)
+    }
+
+    fn record_at(&mut self, now: std::time::Instant, applied: u64) -> Option<f64> {
+        self.samples.push_back((now, applied));
+        while self.samples.len() > 2 && self.samples.front().is_some_and(|(t, _)| now.duration_since(*t) > Self::WINDOW) {
+            self.samples.pop_front();
+        }
+        let &(t0, a0) = self.samples.front()?;
+        let hours = now.duration_since(t0).as_secs_f64() / 3600.0;
+        (applied > a0 && hours > 0.0).then(|| (applied - a0) as f64 / hours)
+    }
 }
 
 /// Warns about settings that work, but not as the operator may expect.
@@ -69,6 +98,7 @@ impl<Q: JobQueue> Controller<Q> {
             book: opened.book,
             log: opened.log,
             tally: opened.tally,
+            rate: std::sync::Mutex::new(RateMeter::default()),
         };
         Ok((c, opened.resumed))
     }
@@ -346,6 +376,7 @@ impl<Q: JobQueue> Controller<Q> {
             best_job: best.map(|b| b.job_id.clone()),
             best_arch: best.map(|b| b.arch.clone()),
             updated_ms: now_ms(),
+            children_per_hour: self.rate.lock().unwrap_or_else(|p| p.into_inner()).record(self.tally.applied()),
         }
     }
 
@@ -393,5 +424,26 @@ impl<Q: JobQueue> Controller<Q> {
             run_dir: self.opts.run_dir.clone(),
             finished,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RateMeter;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn the_rate_is_over_the_recent_window() {
+        let t = Instant::now();
+        let mut m = RateMeter::default();
+        assert_eq!(m.record_at(t, 0), None, "no rate from one sample");
+        assert_eq!(m.record_at(t + Duration::from_secs(60), 0), None, "nothing applied yet");
+        let r = m.record_at(t + Duration::from_secs(120), 4).unwrap();
+        assert!((r - 120.0).abs() < 1e-9, "4 children in 2 minutes: {r}");
+        // An hour later the early samples have left the window: only the
+        // recent pace counts.
+        m.record_at(t + Duration::from_secs(3600), 60);
+        let r = m.record_at(t + Duration::from_secs(3660), 61).unwrap();
+        assert!((r - 60.0).abs() < 1e-9, "1 child a minute recently: {r}");
     }
 }

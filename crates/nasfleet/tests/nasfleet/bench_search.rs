@@ -4,7 +4,6 @@
 //! determinism per seed for all three strategies, and the error messages).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use nasfleet_core::space::nb201::Nb201Arch;
 use nasfleet_core::{ExperimentConfig, SpaceKind};

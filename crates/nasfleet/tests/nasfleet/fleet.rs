@@ -83,11 +83,6 @@ fn finish(mut child: Child, secs: u64) -> (bool, String, String) {
     (status.is_some_and(|s| s.success()), out, err)
 }
 
-fn terminate(child: &Child) {
-    let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(ok.success());
-}
-
 #[test]
 fn a_worker_started_with_only_the_run_takes_its_settings_from_the_controller() {
     let dir = TempDir::new("nasfleet-fleet-cli").unwrap();
@@ -109,12 +104,19 @@ fn a_worker_started_with_only_the_run_takes_its_settings_from_the_controller() {
     let history = std::fs::read_to_string(run_dir.join("history.jsonl")).unwrap();
     assert!(history.lines().count() >= 12, "{history}");
 
-    terminate(&worker);
+    // The run is over: the worker leaves by itself, exit 0.
     let (ok, _, err) = finish(worker, 60);
     assert!(ok, "worker failed: {err}");
     assert!(err.contains("waiting for the run's controller"), "the worker waited: {err}");
     assert!(err.contains("lease=7s"), "the worker took the run's lease: {err}");
-    assert!(err.contains("12 completed"), "{err}");
+    assert!(err.contains("12 completed") && err.contains("left: run finished"), "{err}");
+    let (ok, _, err) = nasfleet(&["controller", "stop", "--redis", &url, "--run", "cli-fleet"]);
+    assert!(ok && err.contains("already finished"), "{err}");
+    let (ok, out, err) = nasfleet(&["controller", "status", "--redis", &url, "--run", "cli-fleet", "--json"]);
+    assert!(ok, "{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["controller"]["state"], "finished", "{status}");
+    assert!(status["controller"]["children_per_hour"].as_f64().is_some_and(|r| r > 0.0), "{status}");
 
     // A run-wide flag that disagrees with the run is refused at once.
     let mut args = worker_args.to_vec();
