@@ -8,7 +8,7 @@
 //!             [--epochs E] [--cell CELL.json]
 //! ```
 //! Children are sampled uniformly from the config's cell space (or one cell
-//! is read from `--cell`) and trained with the config's `[train]` recipe by W
+//! is read from `--cell`: then its test perplexity is reported too) and trained with the config's `[train]` recipe by W
 //! worker threads that each own an `LmTrainer`, as workers in one process
 //! do. One JSON line per child, then a summary line, on stdout; per-epoch
 //! progress on stderr.
@@ -32,7 +32,10 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let ChildrenArgs { cfg, workers, threads, seed, device, data_dir } = ChildrenArgs::parse(&args)?;
+    let ChildrenArgs { mut cfg, workers, threads, seed, device, data_dir } = ChildrenArgs::parse(&args)?;
+    // One given cell is a found cell's final training: it reports the test
+    // set too (as `nasfleet train` does); sampled children never see it.
+    cfg.train.lm.evaluate_test = arg(&args, "--cell").is_some();
     let archs: Vec<Architecture> = match arg(&args, "--cell") {
         Some(p) => {
             let bytes = std::fs::read(p).map_err(|e| format!("{p}: {e}"))?;

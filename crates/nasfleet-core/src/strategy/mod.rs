@@ -19,8 +19,9 @@
 //!   be compared in seconds without training a child.
 //!
 //! The RL controller needs libtorch and lives in `nasfleet-torch`
-//! (`nasfleet_torch::controller`), whose `build_strategy` selects among all
-//! three; [`build_pure_strategy`] builds the two that need no tch.
+//! (`nasfleet_torch::controller::RlStrategy`); the binary's `choose.rs`
+//! selects among all three; [`build_pure_strategy`] builds the two that
+//! need no tch.
 
 pub mod evolution;
 pub mod random;
@@ -128,15 +129,16 @@ pub trait SearchStrategy: Send {
 
 /// Builds the strategies that need no libtorch (random search, evolution)
 /// for `cfg.space()`. Asking it for `rl` is a configuration error: the RL
-/// controller is built by `nasfleet_torch::controller::build_strategy`, which
-/// also delegates here for the other two.
+/// controller is `nasfleet_torch::controller::RlStrategy`, chosen by the
+/// `nasfleet` binary (`choose::strategy`), which delegates here for the other
+/// two.
 pub fn build_pure_strategy(cfg: &ExperimentConfig) -> Result<Box<dyn SearchStrategy>, StrategyError> {
     let space = cfg.space();
     match cfg.search.strategy {
         StrategyKind::Random => Ok(Box::new(RandomSearch::new(space, cfg.search.seed))),
         StrategyKind::Evolution => Ok(Box::new(RegularizedEvolution::new(space, &cfg.evolution, cfg.search.seed)?)),
         StrategyKind::Rl => Err(StrategyError::Config(
-            "strategy \"rl\" needs libtorch: build it with nasfleet_torch::controller::build_strategy".into(),
+            "strategy \"rl\" needs libtorch: build it with nasfleet_torch::controller::RlStrategy".into(),
         )),
     }
 }

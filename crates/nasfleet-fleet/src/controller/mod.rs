@@ -59,7 +59,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::board::{Board, ControllerState};
-use crate::error::Result;
+use crate::error::{FleetError, Result};
 use crate::rundir::Best;
 use crate::shutdown::Shutdown;
 
@@ -166,6 +166,14 @@ pub async fn run_controller<Q: JobQueue>(
     shutdown: Shutdown,
 ) -> Result<ControllerSummary> {
     Keys::new(&opts.run)?;
+    if config.train.lm.evaluate_test {
+        // Every child would be dead-lettered by the workers: say it once.
+        return Err(FleetError::Refused(
+            "train.lm.evaluate_test = true: a search scores its children on validation data only; remove it \
+             (`nasfleet train` reports the test set of the architecture a search found)"
+                .into(),
+        ));
+    }
     let span = tracing::info_span!("controller", run = %opts.run);
     async move {
         let (mut c, resumed) = driver::Controller::open(queue, config, strategy, opts, shutdown).await?;

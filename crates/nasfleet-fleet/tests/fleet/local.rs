@@ -104,6 +104,13 @@ async fn starting_over_a_run_or_resuming_with_another_config_is_refused() {
     let cfg = config(4, 2, 2, 1);
     let dir = TempDir::new("nasfleet-refusals").unwrap();
     let fake = FakeTrainerConfig::default();
+    // A search may not look at the test set.
+    let mut peeking = cfg.clone();
+    peeking.train.lm.evaluate_test = true;
+    let e = run_local(&peeking, build_pure_strategy(&peeking).unwrap(), fake_trainers(fake.clone()), local_opts(&dir, 1, false), shutdown_pair().1)
+        .await
+        .unwrap_err();
+    assert!(matches!(&e, FleetError::Refused(m) if m.contains("evaluate_test")), "{e}");
     // Nothing to resume yet.
     let e = run_local(&cfg, build_pure_strategy(&cfg).unwrap(), fake_trainers(fake.clone()), local_opts(&dir, 1, true), shutdown_pair().1)
         .await

@@ -1,5 +1,7 @@
 //! Integration tests of nasfleet-fleet, one binary:
 //!
+//! * `configs` — every shipped config's children pass a worker's
+//!   validation under the settings its controller publishes.
 //! * `local` — the embedded mode over the in-memory queue: the update
 //!   sequence does not depend on worker count or timing, stop + resume,
 //!   refusals, untrusted results.
@@ -14,6 +16,7 @@
 //! * `security` — the shipped ACL users running a fleet with least
 //!   privilege, and a fleet over TLS (`rediss://`).
 
+mod configs;
 mod faults;
 mod lifecycle;
 mod local;
