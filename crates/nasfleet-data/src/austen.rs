@@ -151,7 +151,7 @@ pub fn split_sentences(paragraph: &str) -> Vec<&str> {
             j += 1;
         }
         let end = chars.get(j).map_or(paragraph.len(), |&(p, _)| p);
-        let followed_by_space = chars.get(j).map_or(true, |&(_, c)| c.is_whitespace());
+        let followed_by_space = chars.get(j).is_none_or(|&(_, c)| c.is_whitespace());
         let continues_lowercase = chars[j..]
             .iter()
             .map(|&(_, c)| c)
