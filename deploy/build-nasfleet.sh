@@ -33,7 +33,7 @@ fi
 
 link=()
 if [ -f "$torch_lib/libtorch_cuda.so" ]; then
-  link=(-C link-arg=-Wl,--no-as-needed -C link-arg=-ltorch_cuda)
+  link=(-C "link-arg=-Wl,--no-as-needed" -C link-arg=-ltorch_cuda)
 else
   echo "build-nasfleet: no libtorch_cuda.so in $torch_lib: building a CPU-only binary" >&2
 fi

@@ -25,6 +25,9 @@ pub enum StrategyKind {
     Random,
     /// Regularised (aging) evolution.
     Evolution,
+    /// Local search (White et al. 2020): hill-climbing over one-edit
+    /// neighbours of the best so far, restarting at random on a local optimum.
+    Local,
 }
 
 /// What is searched, how, and for how long (`[search]`).
@@ -80,6 +83,24 @@ pub struct ControllerConfig {
     /// Input after an anchor step with no selected layer: "zeros" or "start"
     /// (the learned start input). ENAS feeds the mean of selected anchors.
     pub empty_anchor_input: EmptyAnchorInput,
+    /// The policy update: "reinforce" (the paper's, default) or "ppo".
+    pub update: ControllerUpdate,
+    /// PPO: passes over each batch (≥ 1). Default 4.
+    pub ppo_epochs: usize,
+    /// PPO: the probability ratio is clipped to [1 − ε, 1 + ε] (ε > 0). Default 0.2.
+    pub ppo_clip: f64,
+}
+
+/// How the controller learns from a batch (`controller.update`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControllerUpdate {
+    /// One REINFORCE step per batch (the paper's rule).
+    #[default]
+    Reinforce,
+    /// PPO (Schulman et al. 2017): `ppo_epochs` Adam steps on the clipped
+    /// surrogate of the batch, ratios against the weights at the update's start.
+    Ppo,
 }
 
 /// The controller's input after an anchor step that selected no earlier
@@ -104,6 +125,9 @@ impl Default for ControllerConfig {
             entropy_weight: 0.0,
             grad_clip: None,
             empty_anchor_input: EmptyAnchorInput::Zeros,
+            update: ControllerUpdate::Reinforce,
+            ppo_epochs: 4,
+            ppo_clip: 0.2,
         }
     }
 }
@@ -122,6 +146,21 @@ pub struct EvolutionConfig {
 impl Default for EvolutionConfig {
     fn default() -> Self {
         EvolutionConfig { population: 100, sample_size: 25 }
+    }
+}
+
+/// Local search (`[local_search]`, White et al. 2020).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalSearchConfig {
+    /// Uniformly random architectures drawn at the start and at every
+    /// restart; the best of them is where the climb starts (≥ 1). Default 10.
+    pub initial: usize,
+}
+
+impl Default for LocalSearchConfig {
+    fn default() -> Self {
+        LocalSearchConfig { initial: 10 }
     }
 }
 
@@ -202,6 +241,8 @@ pub struct ExperimentConfig {
     pub controller: ControllerConfig,
     /// Regularised evolution (`[evolution]`), used when `search.strategy = "evolution"`.
     pub evolution: EvolutionConfig,
+    /// Local search (`[local_search]`), used when `search.strategy = "local"`.
+    pub local_search: LocalSearchConfig,
     /// How a child's validation metric becomes its reward (`[reward]`).
     pub reward: RewardConfig,
     /// How each child is trained (`[train]`, sent with every job).
@@ -271,6 +312,27 @@ impl ExperimentConfig {
                 "evolution.sample_size",
                 format!("{} must be in 1..=population ({})", self.evolution.sample_size, self.evolution.population),
             ));
+        }
+        if let Some(rule) = self.reward.cost_rule() {
+            rule.check().map_err(|m| bad("reward.cost", m))?;
+            if self.search.space != SpaceKind::Nb201 {
+                return Err(bad(
+                    "reward.cost",
+                    format!(
+                        "a cost rule is applied by the nb201 table trainer only so far; the {} space's trainer would ignore it",
+                        self.search.space.name()
+                    ),
+                ));
+            }
+        }
+        if self.controller.ppo_epochs == 0 {
+            return Err(bad("controller.ppo_epochs", "must be at least 1".into()));
+        }
+        if !(self.controller.ppo_clip.is_finite() && self.controller.ppo_clip > 0.0) {
+            return Err(bad("controller.ppo_clip", format!("{} is not a positive number", self.controller.ppo_clip)));
+        }
+        if self.local_search.initial == 0 {
+            return Err(bad("local_search.initial", "must be at least 1".into()));
         }
         self.fleet.check().map_err(|(field, message)| bad(&field, message))?;
         self.train.lm.check().map_err(|m| bad("train.lm", m))?;

@@ -1,6 +1,76 @@
 //! Rewards and the exponential-moving-average baseline of REINFORCE.
+//!
+//! An accuracy reward may carry a cost rule ([`CostRule`], MnasNet's
+//! multi-objective reward, Tan et al. 2019): the accuracy reward is
+//! multiplied by `(cost / target) ^ w`, with `w = alpha` when the child is
+//! within the target and `w = beta` beyond it.
 
 use serde::{Deserialize, Serialize};
+
+use crate::cost::{ArchCost, CostMetric};
+
+/// How the cost factor bends (`reward.cost.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CostMode {
+    /// MnasNet's soft constraint: `alpha = beta = weight` (default −0.07):
+    /// cheaper children gain a little, dearer ones lose a little.
+    #[default]
+    Soft,
+    /// MnasNet's hard constraint: `alpha = 0`, `beta = −1`: a child within
+    /// the target keeps its accuracy reward, one beyond it is divided by
+    /// `cost / target`.
+    Hard,
+}
+
+/// The multi-objective part of an accuracy reward (`[reward.cost]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostRule {
+    /// Which cost: `"params"` or `"flops"` (see [`crate::cost`]).
+    pub metric: CostMetric,
+    /// The target cost T (> 0), in parameters or FLOPs.
+    pub target: f64,
+    /// Soft or hard (default soft).
+    #[serde(default)]
+    pub mode: CostMode,
+    /// The soft rule's exponent (≤ 0). Default −0.07 (MnasNet).
+    #[serde(default = "mnas_weight")]
+    pub weight: f64,
+}
+
+fn mnas_weight() -> f64 {
+    -0.07
+}
+
+impl CostRule {
+    /// A soft rule with MnasNet's weight.
+    pub fn soft(metric: CostMetric, target: f64) -> Self {
+        CostRule { metric, target, mode: CostMode::Soft, weight: mnas_weight() }
+    }
+
+    /// `(cost / target) ^ w` for the child's cost (see [`CostMode`]).
+    pub fn factor(&self, cost: &ArchCost) -> f64 {
+        let ratio = cost.get(self.metric) as f64 / self.target;
+        let w = match self.mode {
+            CostMode::Soft => self.weight,
+            CostMode::Hard if ratio <= 1.0 => 0.0,
+            CostMode::Hard => -1.0,
+        };
+        ratio.powf(w)
+    }
+
+    /// What is wrong with the rule, if anything.
+    pub fn check(&self) -> Result<(), String> {
+        if !(self.target.is_finite() && self.target > 0.0) {
+            return Err(format!("target {} is not a positive number", self.target));
+        }
+        if !(self.weight.is_finite() && self.weight <= 0.0) {
+            return Err(format!("weight {} is not a number ≤ 0", self.weight));
+        }
+        Ok(())
+    }
+}
 
 /// How a child's metrics become its reward.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,6 +86,10 @@ pub enum RewardConfig {
         /// The exponent applied to that best accuracy. Default 3.
         #[serde(default = "three")]
         power: f64,
+        /// A cost rule making the reward multi-objective (off by default);
+        /// see [`RewardConfig::with_cost`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost: Option<CostRule>,
     },
     /// PTB: `c / ppl²`. Paper: c = 80.
     Perplexity {
@@ -37,15 +111,44 @@ fn eighty() -> f64 {
 
 impl Default for RewardConfig {
     fn default() -> Self {
-        RewardConfig::Accuracy { last_k: 5, power: 3.0 }
+        RewardConfig::Accuracy { last_k: 5, power: 3.0, cost: None }
     }
 }
 
 impl RewardConfig {
-    /// Reward from per-epoch validation accuracies (fractions). `None` when
-    /// there are none or a value is not finite / outside [0, 1].
+    /// The plain accuracy rule: `(accuracy) ^ power`.
+    pub fn accuracy(last_k: usize, power: f64) -> Self {
+        RewardConfig::Accuracy { last_k, power, cost: None }
+    }
+
+    /// The cost rule, if the reward has one.
+    pub fn cost_rule(&self) -> Option<&CostRule> {
+        match self {
+            RewardConfig::Accuracy { cost, .. } => cost.as_ref(),
+            RewardConfig::Perplexity { .. } => None,
+        }
+    }
+
+    /// Applies the cost rule, if any, to an accuracy reward: `reward ×
+    /// (cost / target) ^ w`, kept within [0, 1] like every accuracy reward
+    /// (a soft rule can lift a very cheap child's factor above 1). Without a
+    /// rule the reward is returned as it is; with one, a child without a
+    /// cost is an error.
+    pub fn with_cost(&self, reward: f64, cost: Option<&ArchCost>) -> Result<f64, String> {
+        match (self.cost_rule(), cost) {
+            (None, _) => Ok(reward),
+            (Some(rule), Some(c)) => Ok((reward * rule.factor(c)).clamp(0.0, 1.0)),
+            (Some(rule), None) => {
+                Err(format!("the reward's cost rule needs the child's {}, which is not known", rule.metric.name()))
+            }
+        }
+    }
+
+    /// Reward from per-epoch validation accuracies (fractions), before any
+    /// cost rule ([`RewardConfig::with_cost`]). `None` when there are none
+    /// or a value is not finite / outside [0, 1].
     pub fn from_accuracies(&self, accs: &[f64]) -> Option<f64> {
-        let RewardConfig::Accuracy { last_k, power } = self else { return None };
+        let RewardConfig::Accuracy { last_k, power, .. } = self else { return None };
         if accs.is_empty() || accs.iter().any(|a| !a.is_finite() || *a < 0.0 || *a > 1.0) {
             return None;
         }
@@ -110,6 +213,30 @@ mod tests {
         assert!((r.from_accuracies(&accs).unwrap() - 0.512).abs() < 1e-12);
         assert_eq!(r.from_accuracies(&[]), None);
         assert_eq!(r.from_accuracies(&[f64::NAN]), None);
+    }
+
+    #[test]
+    fn cost_rules_by_hand() {
+        let c = |params| ArchCost { params, flops: 0 };
+        let soft = CostRule::soft(CostMetric::Params, 1000.0);
+        assert!((soft.factor(&c(2000)) - 2f64.powf(-0.07)).abs() < 1e-15);
+        assert!((soft.factor(&c(500)) - 0.5f64.powf(-0.07)).abs() < 1e-15);
+        let hard = CostRule { mode: CostMode::Hard, ..soft.clone() };
+        assert_eq!(hard.factor(&c(500)), 1.0);
+        assert_eq!(hard.factor(&c(1000)), 1.0);
+        assert_eq!(hard.factor(&c(4000)), 0.25);
+        let r = RewardConfig::Accuracy { last_k: 1, power: 1.0, cost: Some(hard) };
+        assert_eq!(r.with_cost(0.8, Some(&c(4000))), Ok(0.2));
+        assert!(r.with_cost(0.8, None).unwrap_err().contains("params"));
+        // A soft factor above 1 is capped at reward 1.
+        let r = RewardConfig::Accuracy { last_k: 1, power: 1.0, cost: Some(CostRule { weight: -1.0, ..soft }) };
+        assert_eq!(r.with_cost(0.9, Some(&c(1))), Ok(1.0));
+        assert_eq!(RewardConfig::default().with_cost(0.3, None), Ok(0.3));
+        // TOML form.
+        let t: RewardConfig =
+            toml::from_str("kind = \"accuracy\"\npower = 1.0\n[cost]\nmetric = \"flops\"\ntarget = 1e8\nmode = \"hard\"\n").unwrap();
+        assert_eq!(t.cost_rule().unwrap().metric, CostMetric::Flops);
+        assert!(toml::from_str::<RewardConfig>("kind = \"accuracy\"\n[cost]\nmetric = \"flops\"\ntarget = 1\nspeed = 2\n").is_err());
     }
 
     #[test]

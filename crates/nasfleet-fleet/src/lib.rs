@@ -62,7 +62,7 @@ pub use nasfleet_queue::RedisBoard;
 pub use controller::{run_controller, ControllerOptions, ControllerSummary, Point, Probe};
 pub use error::{FleetError, Result};
 pub use local::{run_local, LocalOptions};
-pub use preemption::{watch as watch_preemption, Notice, NoticeSource, NoticeWatcher};
+pub use preemption::{signal_or_notice, watch as watch_preemption, Notice, NoticeSource, NoticeWatcher};
 pub use settings::{parse_duration, FleetSettings, RunSettings, WorkerOverrides, RUN_SETTINGS_VERSION};
 pub use shutdown::{on_signals, shutdown_pair, Shutdown, ShutdownTrigger};
 pub use status::{collect_status, render_text, StatusReport};

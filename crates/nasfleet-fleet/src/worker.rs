@@ -220,12 +220,21 @@ impl<Q: JobQueue> Worker<Q> {
                 self.sweep().await;
                 last_sweep = Some(Instant::now());
             }
-            // fetch is cancel-safe: a job fetched for a caller that went
-            // away is given back by the queue.
-            let fetched = tokio::select! {
-                r = self.queue.fetch(&self.opts.consumer, self.opts.settings.block) => r,
-                _ = shutdown.requested() => continue,
-            };
+            // Not cancelled on a stop request: the queue would give a job
+            // fetched for a caller that went away back in a background task,
+            // which a process about to exit may never finish (the job would
+            // then wait out its lease and spend a delivery). The fetch ends
+            // within `block`; a job it brings after a stop is released here.
+            let fetched = self.queue.fetch(&self.opts.consumer, self.opts.settings.block).await;
+            if let Ok(Some(lease)) = &fetched {
+                if self.shutdown.is_requested() {
+                    info!(job_id = %lease.job_id, "stop requested: giving back the job just fetched");
+                    self.report.jobs += 1;
+                    let end = self.release(lease).await?;
+                    self.report.record(end);
+                    continue;
+                }
+            }
             match fetched {
                 Ok(None) => backoff.reset(),
                 Ok(Some(lease)) => {

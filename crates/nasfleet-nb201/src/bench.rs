@@ -39,6 +39,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use nasfleet_core::config::TrainConfig;
+use nasfleet_core::cost::nb201_cost;
+use nasfleet_core::pareto::{ParetoFronts, ParetoPoint};
 use nasfleet_core::reward::RewardConfig;
 use nasfleet_core::strategy::{Feedback, SearchStrategy, StrategyError};
 use nasfleet_core::trainer::{BasicContext, TrainError, TrainJob, Trainer};
@@ -53,6 +55,10 @@ pub const CHECKPOINTS: [usize; 5] = [50, 100, 200, 500, 1_000];
 
 /// The strategy the others are compared with.
 pub const REFERENCE_STRATEGY: &str = "random";
+
+/// The last samples of a run whose median cost the report gives (where a
+/// multi-objective search ends up).
+pub const COST_WINDOW: usize = 200;
 
 /// The checkpoints reported for a budget: the standard ones up to it, plus
 /// the budget itself when it is not one of them (so the last sample always
@@ -179,6 +185,33 @@ pub struct SeedRun {
     pub distinct: usize,
     /// Entropy reported by the last update (nats per architecture).
     pub final_entropy: f64,
+    /// Each sample's table value, in order.
+    pub values: Vec<f64>,
+    /// Each sample's parameters (NB201 CIFAR-10 network, [`nb201_cost`]).
+    pub params: Vec<u64>,
+    /// Each sample's FLOPs per image.
+    pub flops: Vec<u64>,
+    /// The Pareto fronts (value against parameters and FLOPs) of the samples.
+    pub pareto: ParetoFronts,
+}
+
+impl SeedRun {
+    /// The median of the last `window` samples' `cost` (all samples when
+    /// there are fewer); `None` for a run without samples.
+    pub fn median_last(cost: &[u64], window: usize) -> Option<f64> {
+        let tail = &cost[cost.len().saturating_sub(window)..];
+        if tail.is_empty() {
+            return None;
+        }
+        let mut v = tail.to_vec();
+        v.sort_unstable();
+        let n = v.len();
+        Some(if n % 2 == 1 {
+            v[n / 2] as f64
+        } else {
+            (v[n / 2 - 1] as f64 + v[n / 2] as f64) / 2.0
+        })
+    }
 }
 
 /// Builds a fresh strategy from its name and seed (the bench's only link to
@@ -234,6 +267,10 @@ pub fn run_strategy(
     let mut best_so_far = Vec::with_capacity(budget);
     let mut best: Option<(f64, String)> = None;
     let mut distinct = HashSet::new();
+    let mut values = Vec::with_capacity(budget);
+    let mut params = Vec::with_capacity(budget);
+    let mut flops = Vec::with_capacity(budget);
+    let mut points = Vec::new();
     let mut final_entropy = 0.0;
     let mut ctx = BasicContext::default();
     while best_so_far.len() < budget {
@@ -276,10 +313,16 @@ pub fn run_strategy(
                 seed,
                 error: TrainError::Permanent(e.to_string()),
             })?;
-            if best.as_ref().map_or(true, |(b, _)| value > *b) {
+            if best.as_ref().is_none_or(|(b, _)| value > *b) {
                 best = Some((value, arch.to_string()));
             }
-            distinct.insert(arch);
+            let cost = nb201_cost(&arch);
+            if distinct.insert(arch) {
+                points.push(ParetoPoint::new(&job.arch, value, cost));
+            }
+            values.push(value);
+            params.push(cost.params);
+            flops.push(cost.flops);
             best_so_far.push(best.as_ref().map_or(value, |(b, _)| *b));
             feedback.push(Feedback {
                 actions: p.actions,
@@ -295,6 +338,10 @@ pub fn run_strategy(
         best_arch: best.map(|(_, a)| a).unwrap_or_default(),
         distinct: distinct.len(),
         final_entropy,
+        values,
+        params,
+        flops,
+        pareto: ParetoFronts::of_points(&points),
     })
 }
 
@@ -334,6 +381,8 @@ pub struct CheckpointStats {
     pub samples: usize,
     /// Of the best value found by then.
     pub best: Moments,
+    /// Of the regret by then: the table's optimum minus the best found.
+    pub regret: Moments,
     /// The worst seed's best value by then.
     pub min: f64,
     /// The best seed's best value by then.
@@ -360,6 +409,13 @@ pub struct StrategySummary {
     /// Mean over seeds of the entropy the last update reported (nats per
     /// architecture).
     pub mean_final_entropy: f64,
+    /// Mean over seeds of the median parameters of the last
+    /// [`COST_WINDOW`] samples.
+    pub median_params_last: f64,
+    /// Mean over seeds of the median FLOPs of the last [`COST_WINDOW`] samples.
+    pub median_flops_last: f64,
+    /// The Pareto fronts of every seed's samples together.
+    pub pareto: ParetoFronts,
 }
 
 /// One strategy against another at one checkpoint.
@@ -410,6 +466,8 @@ pub struct BenchReport {
     pub comparisons: Vec<Comparison>,
     /// Every (strategy, seed) run.
     pub runs: Vec<SeedRunSummary>,
+    /// The Pareto fronts of the whole table (value against cost).
+    pub table_pareto: ParetoFronts,
 }
 
 /// A seed's run as kept in the report (the full curve only survives as the
@@ -488,9 +546,11 @@ pub fn summarise(
                 .iter()
                 .map(|&k| {
                     let xs = at(k);
+                    let regrets: Vec<f64> = xs.iter().map(|x| optimum - x).collect();
                     CheckpointStats {
                         samples: k,
                         best: Moments::of(&xs),
+                        regret: Moments::of(&regrets),
                         min: xs.iter().copied().fold(f64::INFINITY, f64::min),
                         max: xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
                         mean_percentile_rank: xs
@@ -511,6 +571,17 @@ pub fn summarise(
                 curve_std: curve.iter().map(|m| m.std.unwrap_or(0.0)).collect(),
                 mean_distinct: mine.iter().map(|r| r.distinct as f64).sum::<f64>() / n,
                 mean_final_entropy: mine.iter().map(|r| r.final_entropy).sum::<f64>() / n,
+                median_params_last: mine
+                    .iter()
+                    .filter_map(|r| SeedRun::median_last(&r.params, COST_WINDOW))
+                    .sum::<f64>()
+                    / n,
+                median_flops_last: mine
+                    .iter()
+                    .filter_map(|r| SeedRun::median_last(&r.flops, COST_WINDOW))
+                    .sum::<f64>()
+                    / n,
+                pareto: merge_fronts(mine.iter().map(|r| &r.pareto)),
             }
         })
         .collect();
@@ -534,6 +605,12 @@ pub fn summarise(
         })
         .collect();
     let (best_arch, best) = table.best();
+    let cells: Vec<ParetoPoint> = table
+        .iter()
+        .map(|(a, v)| {
+            ParetoPoint::new(&nasfleet_core::Architecture::Nb201(a), v, nb201_cost(&a))
+        })
+        .collect();
     BenchReport {
         table: TableInfo {
             source: source.into(),
@@ -558,7 +635,23 @@ pub fn summarise(
                 final_entropy: r.final_entropy,
             })
             .collect(),
+        table_pareto: ParetoFronts::of_points(&cells),
     }
+}
+
+/// The fronts of the union of several runs' points (a point dominated
+/// within its run stays dominated in the union, so the fronts suffice).
+fn merge_fronts<'a>(fronts: impl Iterator<Item = &'a ParetoFronts>) -> ParetoFronts {
+    let mut children = 0;
+    let mut points = Vec::new();
+    for f in fronts {
+        children += f.children;
+        points.extend(f.params.iter().cloned());
+        points.extend(f.flops.iter().cloned());
+    }
+    let mut merged = ParetoFronts::of_points(&points);
+    merged.children = children;
+    merged
 }
 
 /// Every pair of strategies once, in list order, except that
@@ -624,6 +717,23 @@ impl BenchReport {
             let _ = writeln!(o);
         }
         let _ = writeln!(o);
+        let _ = writeln!(
+            o,
+            "regret: table optimum ({:.2}) − best found, mean ± standard error",
+            t.best
+        );
+        for sum in &self.summaries {
+            let _ = write!(o, "{:<L$}", sum.strategy);
+            for c in &sum.checkpoints {
+                let cell = match c.regret.se {
+                    Some(se) => format!("{:.3} ± {:.3}", c.regret.mean, se),
+                    None => format!("{:.3}", c.regret.mean),
+                };
+                let _ = write!(o, "{cell:>w$}");
+            }
+            let _ = writeln!(o);
+        }
+        let _ = writeln!(o);
         let _ = writeln!(o, "percentile rank of the best found within the table (mean over seeds; share of cells ≤ it)");
         for sum in &self.summaries {
             let _ = write!(o, "{:<L$}", sum.strategy);
@@ -683,6 +793,32 @@ impl BenchReport {
                 o,
                 "{:<L$}{:>10.1} of {}{:>12.3}",
                 sum.strategy, sum.mean_distinct, s.budget, sum.mean_final_entropy
+            );
+        }
+        let _ = writeln!(o);
+        let _ = writeln!(
+            o,
+            "cost of the last {COST_WINDOW} samples (median, mean over seeds; NB201 CIFAR-10 network) and Pareto-front sizes"
+        );
+        if let Some(rule) = s.reward.cost_rule() {
+            let _ = writeln!(
+                o,
+                "reward cost rule: {} target {} ({:?}, weight {})",
+                rule.metric.name(),
+                rule.target,
+                rule.mode,
+                rule.weight
+            );
+        }
+        for sum in &self.summaries {
+            let _ = writeln!(
+                o,
+                "{:<L$}{:>12.0} params{:>14.0} FLOPs{:>6} / {} points on the params / FLOPs fronts",
+                sum.strategy,
+                sum.median_params_last,
+                sum.median_flops_last,
+                sum.pareto.params.len(),
+                sum.pareto.flops.len()
             );
         }
         o
@@ -811,10 +947,7 @@ mod tests {
         let table = tiny_table();
         let mut trainer = TableTrainer::with_table(Arc::clone(&table));
         let mut s = Scripted::new(0);
-        let reward = RewardConfig::Accuracy {
-            last_k: 1,
-            power: 2.0,
-        };
+        let reward = RewardConfig::accuracy(1, 2.0);
         let spec = RunSpec {
             name: "scripted",
             seed: 0,
@@ -846,10 +979,7 @@ mod tests {
             seeds: vec![0, 1],
             budget: 3,
             batch: 2,
-            reward: RewardConfig::Accuracy {
-                last_k: 1,
-                power: 1.0,
-            },
+            reward: RewardConfig::accuracy(1, 1.0),
         };
         let mut factory =
             |name: &str, seed: u64| -> Result<Box<dyn SearchStrategy>, StrategyError> {
@@ -891,6 +1021,9 @@ mod tests {
         let c = &rl.checkpoints[0];
         assert_eq!(c.best.mean, 65.0);
         assert!((c.best.se.unwrap() - 5.0).abs() < 1e-12);
+        // Regret: 70 − {70, 60} = {0, 10}: mean 5, the same standard error.
+        assert_eq!(c.regret.mean, 5.0);
+        assert!((c.regret.se.unwrap() - 5.0).abs() < 1e-12);
         assert_eq!((c.min, c.max), (60.0, 70.0));
         // 70 ranks 5/5, 60 ranks 4/5 (A, B, C, E ≤ 60): mean 0.9.
         assert!((c.mean_percentile_rank - 0.9).abs() < 1e-12);
@@ -907,6 +1040,11 @@ mod tests {
 
         let text = report.render();
         assert!(text.contains("65.00 ± 7.07"), "{text}");
+        assert!(text.contains("regret") && text.contains("5.000 ± 5.000"), "{text}");
+        // Costs: every run records each sample's, and the table's front
+        // starts at its cheapest cell.
+        assert_eq!(report.table_pareto.params[0].params, 73_306);
+        assert_eq!(rl.pareto.children, 6);
         assert!(text.contains("+15.000 ± 5.000"), "{text}");
         assert!(text.contains("90.000%"), "{text}");
         assert!(text.contains("1/2"), "{text}");
@@ -932,6 +1070,10 @@ mod tests {
             best_arch: String::new(),
             distinct: 1,
             final_entropy: 0.0,
+            values: vec![v],
+            params: vec![1],
+            flops: vec![1],
+            pareto: ParetoFronts::of_points(&[]),
         };
         let runs = [run("evolution", 70.0), run("rl", 60.0), run("random", 10.0)];
         let report = summarise(&table, "tiny", &settings, &runs);

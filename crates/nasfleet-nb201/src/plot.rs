@@ -1,6 +1,9 @@
-//! The bench's PNG: best-so-far curves (mean over seeds, with a ±1 sample
+//! The bench's PNGs: best-so-far curves (mean over seeds, with a ±1 sample
 //! standard deviation band, cut at the optimum) per strategy, against samples
-//! on a log axis, with the table's optimum as a dashed line.
+//! on a log axis, with the table's optimum as a dashed line
+//! ([`plot_curves`]); and the Pareto fronts, value against parameters and
+//! against FLOPs, of every strategy's samples and of the whole table
+//! ([`plot_pareto`]).
 //!
 //! plotters draws the shapes. Its text needs a font stack (font-kit and the
 //! system's fonts, or a TTF to embed) that these machines and CI may lack, so
@@ -15,6 +18,9 @@ use font8x8::UnicodeFonts;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use thiserror::Error;
+
+use nasfleet_core::cost::CostMetric;
+use nasfleet_core::pareto::ParetoFronts;
 
 use crate::bench::BenchReport;
 
@@ -42,6 +48,8 @@ pub fn colour(strategy: &str, index: usize) -> RGBColor {
         "rl" => RGBColor(214, 39, 40),
         "random" => RGBColor(90, 90, 90),
         "evolution" => RGBColor(31, 119, 180),
+        "local" => RGBColor(44, 160, 44),
+        "rl-ppo" => RGBColor(255, 127, 14),
         _ => [
             RGBColor(44, 160, 44),
             RGBColor(148, 103, 189),
@@ -331,6 +339,168 @@ pub fn plot_curves(report: &BenchReport, path: &Path) -> Result<(), PlotError> {
     Ok(())
 }
 
+/// One panel of [`plot_pareto`]: the fronts for `metric` in the pixel
+/// rectangle `(l, t, r, b)` of `root`.
+fn pareto_panel(
+    root: &DrawingArea<BitMapBackend, Shift>,
+    report: &BenchReport,
+    metric: CostMetric,
+    (l, t, r, b): (i32, i32, i32, i32),
+    err: &dyn Fn(String) -> PlotError,
+) -> Result<(), PlotError> {
+    let front = |f: &ParetoFronts| -> Vec<(f64, f64)> {
+        let pts = match metric {
+            CostMetric::Params => &f.params,
+            CostMetric::Flops => &f.flops,
+        };
+        pts.iter().map(|p| (p.cost(metric) as f64, p.accuracy)).collect()
+    };
+    let table = front(&report.table_pareto);
+    let all: Vec<(f64, f64)> = table
+        .iter()
+        .copied()
+        .chain(report.summaries.iter().flat_map(|s| front(&s.pareto)))
+        .collect();
+    let (xmin, xmax) = all.iter().fold((f64::INFINITY, 0.0f64), |(a, z), p| (a.min(p.0), z.max(p.0)));
+    let (xlo, xhi) = (xmin.max(1.0) / 1.3, xmax.max(2.0) * 1.3);
+    let yhi = report.table.best;
+    let ylo = report.table.median.min(yhi - 1e-9);
+    let pad = (yhi - ylo) * 0.05;
+    let (ylo, yhi) = (ylo - pad, yhi + pad);
+    let plot = root.margin(t as u32, (HEIGHT as i32 - b) as u32, l as u32, (WIDTH as i32 - r) as u32);
+    let mut chart = ChartBuilder::on(&plot)
+        .build_cartesian_2d((xlo..xhi).log_scale(), ylo..yhi)
+        .map_err(|e| err(e.to_string()))?;
+    let grid = RGBColor(225, 225, 225);
+    let black = RGBColor(0, 0, 0);
+    // x ticks: 1, 2, 5 × powers of ten, labelled in millions; right to left
+    // so labels never overlap.
+    let mut ticks = Vec::new();
+    let mut decade = 10f64.powf(xlo.log10().floor());
+    while decade <= xhi {
+        for m in [1.0, 2.0, 5.0] {
+            let x = m * decade;
+            if x >= xlo && x <= xhi {
+                ticks.push(x);
+            }
+        }
+        decade *= 10.0;
+    }
+    let mut free_until = i32::MAX;
+    for &x in ticks.iter().rev() {
+        chart
+            .draw_series(LineSeries::new([(x, ylo), (x, yhi)], grid))
+            .map_err(|e| err(e.to_string()))?;
+        let (px, _) = chart.backend_coord(&(x, ylo));
+        let m = x / 1e6;
+        let label = if m >= 1.0 { format!("{m:.0}M") } else { format!("{m}M") };
+        let left = px - text_width(&label) / 2;
+        if left + text_width(&label) + 8 <= free_until {
+            text(root, &label, left, b + 8, false, &black);
+            free_until = left;
+        }
+    }
+    let step = nice_step(yhi - ylo, 6.0);
+    let decimals = (-step.log10().floor()).max(0.0) as usize;
+    let mut y = (ylo / step).ceil() * step;
+    while y <= yhi {
+        chart
+            .draw_series(LineSeries::new([(xlo, y), (xhi, y)], grid))
+            .map_err(|e| err(e.to_string()))?;
+        let (_, py) = chart.backend_coord(&(xlo, y));
+        let label = format!("{y:.decimals$}");
+        text(root, &label, l - 8 - text_width(&label), py - 8, false, &black);
+        y += step;
+    }
+    // Staircases: a front holds its value until the next, dearer, point.
+    let stairs = |pts: &[(f64, f64)]| -> Vec<(f64, f64)> {
+        let mut out = Vec::new();
+        for (i, &(x, v)) in pts.iter().enumerate() {
+            let v = v.clamp(ylo, yhi);
+            if i > 0 {
+                out.push((x, out.last().map_or(v, |p: &(f64, f64)| p.1)));
+            }
+            out.push((x, v));
+        }
+        if let Some(&(_, v)) = out.last() {
+            out.push((xhi, v));
+        }
+        out
+    };
+    chart
+        .draw_series(LineSeries::new(stairs(&table), black.stroke_width(1)))
+        .map_err(|e| err(e.to_string()))?;
+    for (i, s) in report.summaries.iter().enumerate() {
+        let c = colour(&s.strategy, i);
+        let pts = front(&s.pareto);
+        chart
+            .draw_series(LineSeries::new(stairs(&pts), c.stroke_width(2)))
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .draw_series(
+                pts.iter()
+                    .filter(|p| p.1 >= ylo)
+                    .map(|&p| Circle::new(p, 4, c.filled())),
+            )
+            .map_err(|e| err(e.to_string()))?;
+    }
+    root.draw(&Rectangle::new([(l, t), (r, b)], black.stroke_width(1)))
+        .map_err(|e| err(e.to_string()))?;
+    let xl = match metric {
+        CostMetric::Params => "parameters (log scale)",
+        CostMetric::Flops => "FLOPs per image (log scale)",
+    };
+    text(root, xl, (l + r - text_width(xl)) / 2, b + 40, false, &black);
+    Ok(())
+}
+
+/// Writes the Pareto plot of `report` to `path` (PNG): for every strategy,
+/// the front of all its seeds' samples (value against parameters, left, and
+/// against FLOPs, right; a staircase with the front's points), and the
+/// whole table's front in black. Values below the table's median are
+/// clipped to the bottom edge.
+pub fn plot_pareto(report: &BenchReport, path: &Path) -> Result<(), PlotError> {
+    let err = |message: String| PlotError {
+        path: path.display().to_string(),
+        message,
+    };
+    if report.summaries.is_empty() || report.table_pareto.params.is_empty() {
+        return Err(err("nothing to plot: no strategies or an empty table".into()));
+    }
+    let root = BitMapBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    pareto_panel(&root, report, CostMetric::Params, (100, 70, 580, 640), &err)?;
+    pareto_panel(&root, report, CostMetric::Flops, (700, 70, 1180, 640), &err)?;
+    let black = RGBColor(0, 0, 0);
+    let title = format!(
+        "NAS-Bench-201 {}: Pareto fronts of the samples",
+        report.table.objective
+    );
+    text(&root, &title, (WIDTH as i32 - text_width(&title)) / 2, 12, false, &black);
+    let sub = match report.settings.reward.cost_rule() {
+        Some(rule) => format!(
+            "all seeds together; black: whole table; reward cost {} target {:.3e}",
+            rule.metric.name(),
+            rule.target
+        ),
+        None => "all seeds together; black: whole table".to_string(),
+    };
+    text(&root, &sub, (WIDTH as i32 - text_width(&sub)) / 2, 38, false, &black);
+    let yl = "value";
+    text(&root, yl, 16, (70 + 640 + text_width(yl)) / 2, true, &black);
+    // Legend, lower right of the right panel.
+    let (lx, mut ly) = (1180 - 250, 640 - 24 - 26 * report.summaries.len() as i32);
+    for (i, s) in report.summaries.iter().enumerate() {
+        let c = colour(&s.strategy, i);
+        root.draw(&PathElement::new(vec![(lx, ly + 8), (lx + 36, ly + 8)], c.stroke_width(3)))
+            .map_err(|e| err(e.to_string()))?;
+        text(&root, &s.strategy, lx + 46, ly, false, &black);
+        ly += 26;
+    }
+    root.present().map_err(|e| err(e.to_string()))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,15 +542,19 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("curves.png");
         plot_curves(&report, &path).unwrap();
-        let bytes = std::fs::read(&path).unwrap();
-        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
-        // IHDR: width and height, big-endian, right after its length and tag.
-        assert_eq!(&bytes[12..16], b"IHDR");
-        assert_eq!(u32::from_be_bytes(bytes[16..20].try_into().unwrap()), WIDTH);
-        assert_eq!(
-            u32::from_be_bytes(bytes[20..24].try_into().unwrap()),
-            HEIGHT
-        );
+        let pareto = dir.join("pareto.png");
+        plot_pareto(&report, &pareto).unwrap();
+        for path in [&path, &pareto] {
+            let bytes = std::fs::read(path).unwrap();
+            assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+            // IHDR: width and height, big-endian, right after its length and tag.
+            assert_eq!(&bytes[12..16], b"IHDR");
+            assert_eq!(u32::from_be_bytes(bytes[16..20].try_into().unwrap()), WIDTH);
+            assert_eq!(
+                u32::from_be_bytes(bytes[20..24].try_into().unwrap()),
+                HEIGHT
+            );
+        }
         std::fs::remove_dir_all(&dir).unwrap();
 
         let one = BenchSettings {

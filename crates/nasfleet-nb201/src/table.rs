@@ -233,7 +233,7 @@ impl Table {
         // whatever order the source listed the cells in.
         for (i, v) in values.iter().enumerate() {
             if let Some(v) = *v {
-                if best.map_or(true, |(_, b)| v > b) {
+                if best.is_none_or(|(_, b)| v > b) {
                     best = Some((arch_at(i), v));
                 }
             }

@@ -10,8 +10,11 @@
 //! with the paper's `Accuracy { last_k, power }` rule that is
 //! `(v / 100) ^ power` (`last_k` is moot with one epoch). So a table search
 //! and a real search reward children by the same rule, and `power = 1` gives
-//! the plain accuracy as a fraction. A perplexity reward does not apply to an
-//! accuracy table and is a permanent failure.
+//! the plain accuracy as a fraction. A cost rule (`[reward.cost]`, MnasNet's
+//! multi-objective reward) then multiplies in the cell's parameters or FLOPs
+//! in the benchmark's CIFAR-10 network ([`nasfleet_core::cost::nb201_cost`]).
+//! A perplexity reward does not apply to an accuracy table and is a
+//! permanent failure.
 //!
 //! One [`EpochMetrics`] is reported: `epoch` 1, `valid_accuracy = v / 100`,
 //! `train_loss` 0 (nothing was trained), `seconds` the simulated time.
@@ -42,6 +45,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use nasfleet_core::cost::nb201_cost;
 use nasfleet_core::reward::RewardConfig;
 use nasfleet_core::space::nb201::Nb201Arch;
 use nasfleet_core::trainer::{
@@ -211,13 +215,22 @@ fn load(path: &Path, objective: Option<&str>) -> Result<Table, TrainError> {
     })
 }
 
-/// The reward of a table value `value` (percent) under `rule`: see the
-/// module docs. Errors are permanent-failure messages.
-pub fn reward_of(rule: &RewardConfig, objective: &str, value: f64) -> Result<f64, String> {
+/// The reward of cell `arch` whose table value is `value` (percent) under
+/// `rule`: see the module docs (a cost rule multiplies in the cell's cost,
+/// [`nb201_cost`]). Errors are permanent-failure messages.
+pub fn reward_of(
+    rule: &RewardConfig,
+    objective: &str,
+    value: f64,
+    arch: &Nb201Arch,
+) -> Result<f64, String> {
     match rule {
-        RewardConfig::Accuracy { .. } => rule.from_accuracies(&[value / 100.0]).ok_or_else(|| {
-            format!("{objective} = {value} is not a percentage in [0, 100], so it cannot be an accuracy reward")
-        }),
+        RewardConfig::Accuracy { .. } => {
+            let r = rule.from_accuracies(&[value / 100.0]).ok_or_else(|| {
+                format!("{objective} = {value} is not a percentage in [0, 100], so it cannot be an accuracy reward")
+            })?;
+            rule.with_cost(r, Some(&nb201_cost(arch)))
+        }
         RewardConfig::Perplexity { .. } => Err(format!(
             "reward kind \"perplexity\" does not apply to a NAS-Bench-201 accuracy table ({objective}); use kind = \"accuracy\""
         )),
@@ -254,7 +267,8 @@ impl Trainer for TableTrainer {
             .value(&arch)
             .map_err(|e| TrainError::Permanent(e.to_string()))?;
         let objective = table.objective();
-        let reward = reward_of(&job.reward, objective, value).map_err(TrainError::Permanent)?;
+        let reward =
+            reward_of(&job.reward, objective, value, &arch).map_err(TrainError::Permanent)?;
 
         let seconds = simulate(job.train.table.simulated_seconds, ctx)?;
         let metrics = EpochMetrics {
@@ -323,7 +337,7 @@ mod tests {
             job_id: "j1".into(),
             arch: Architecture::Nb201(a),
             train,
-            reward: RewardConfig::Accuracy { last_k: 5, power },
+            reward: RewardConfig::accuracy(5, power),
             seed: 0,
         }
     }

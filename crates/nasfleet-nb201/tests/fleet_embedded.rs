@@ -40,10 +40,7 @@ async fn a_search_runs_on_the_table_through_the_embedded_fleet() {
     cfg.search.max_in_flight = 8;
     cfg.evolution.population = 8;
     cfg.evolution.sample_size = 3;
-    cfg.reward = RewardConfig::Accuracy {
-        last_k: 1,
-        power: 2.0,
-    };
+    cfg.reward = RewardConfig::accuracy(1, 2.0);
     cfg.train.dataset = "nb201-table".into();
     cfg.train.table.path = Some(table_path.clone());
     cfg.train.table.simulated_seconds = 0.005;

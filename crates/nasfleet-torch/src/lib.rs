@@ -29,6 +29,7 @@ mod checkpoint_file;
 pub mod cnn;
 pub mod controller;
 pub mod device;
+pub mod export;
 pub mod framed;
 mod optim;
 pub mod rnn;

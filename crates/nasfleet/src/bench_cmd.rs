@@ -8,8 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use nasfleet_core::config::StrategyKind;
-use nasfleet_core::reward::RewardConfig;
+use nasfleet_core::config::{ControllerUpdate, StrategyKind};
+use nasfleet_core::cost::CostMetric;
+use nasfleet_core::reward::{CostMode, CostRule, RewardConfig};
 use nasfleet_core::strategy::{SearchStrategy, StrategyError};
 use nasfleet_core::{ExperimentConfig, SpaceKind};
 use nasfleet_nb201::bench::{run_bench, BenchSettings};
@@ -27,12 +28,18 @@ pub(crate) fn run(cmd: BenchCommand) -> Result<()> {
     }
 }
 
-fn strategy_kind(name: &str) -> Result<StrategyKind, StrategyError> {
+/// The strategy a bench name selects, and the controller update for `rl`
+/// and `rl-ppo`.
+fn strategy_kind(name: &str) -> Result<(StrategyKind, ControllerUpdate), StrategyError> {
     match name {
-        "rl" => Ok(StrategyKind::Rl),
-        "random" => Ok(StrategyKind::Random),
-        "evolution" => Ok(StrategyKind::Evolution),
-        other => Err(StrategyError::Config(format!("unknown strategy {other:?} (expected rl, random or evolution)"))),
+        "rl" => Ok((StrategyKind::Rl, ControllerUpdate::Reinforce)),
+        "rl-ppo" => Ok((StrategyKind::Rl, ControllerUpdate::Ppo)),
+        "random" => Ok((StrategyKind::Random, ControllerUpdate::Reinforce)),
+        "evolution" => Ok((StrategyKind::Evolution, ControllerUpdate::Reinforce)),
+        "local" => Ok((StrategyKind::Local, ControllerUpdate::Reinforce)),
+        other => Err(StrategyError::Config(format!(
+            "unknown strategy {other:?} (expected rl, rl-ppo, random, evolution or local)"
+        ))),
     }
 }
 
@@ -59,13 +66,33 @@ fn resolve_config(a: &BenchSearchArgs) -> Result<ExperimentConfig> {
     if let Some(v) = a.entropy_weight {
         c.entropy_weight = v;
     }
+    if let Some(v) = a.ppo_epochs {
+        c.ppo_epochs = v;
+    }
+    if let Some(v) = a.ppo_clip {
+        c.ppo_clip = v;
+    }
     if let Some(v) = a.batch {
         cfg.search.batch = v;
     }
     if let Some(p) = a.reward_power {
         cfg.reward = match cfg.reward {
-            RewardConfig::Accuracy { last_k, .. } => RewardConfig::Accuracy { last_k, power: p },
+            RewardConfig::Accuracy { last_k, cost, .. } => RewardConfig::Accuracy { last_k, power: p, cost },
             RewardConfig::Perplexity { .. } => bail!("--reward-power needs an accuracy reward, the config has a perplexity one"),
+        };
+    }
+    if let (Some(metric), Some(target)) = (&a.cost, a.cost_target) {
+        let metric = CostMetric::from_name(metric).with_context(|| format!("unknown cost {metric:?}"))?;
+        let mut rule = CostRule::soft(metric, target);
+        if a.cost_mode.as_deref() == Some("hard") {
+            rule.mode = CostMode::Hard;
+        }
+        if let Some(w) = a.cost_weight {
+            rule.weight = w;
+        }
+        cfg.reward = match cfg.reward {
+            RewardConfig::Accuracy { last_k, power, .. } => RewardConfig::Accuracy { last_k, power, cost: Some(rule) },
+            RewardConfig::Perplexity { .. } => bail!("--cost needs an accuracy reward, the config has a perplexity one"),
         };
     }
     cfg.check("the bench settings").context("after the command-line overrides")?;
@@ -103,7 +130,7 @@ fn search(a: BenchSearchArgs) -> Result<()> {
     };
     let mut factory = |name: &str, seed: u64| -> Result<Box<dyn SearchStrategy>, StrategyError> {
         let mut c = cfg.clone();
-        c.search.strategy = strategy_kind(name)?;
+        (c.search.strategy, c.controller.update) = strategy_kind(name)?;
         c.search.seed = seed;
         crate::choose::strategy(&c)
     };
@@ -129,7 +156,16 @@ fn search(a: BenchSearchArgs) -> Result<()> {
     write(&out.join("config.toml"), &cfg.to_toml())?;
     let png = out.join("search.png");
     nasfleet_nb201::plot::plot_curves(&report, &png)?;
-    println!("\nwrote {}, search.txt, search.png and config.toml (the resolved settings)", out.join("search.json").display());
+    nasfleet_nb201::plot::plot_pareto(&report, &out.join("pareto.png"))?;
+    let fronts: Vec<(&str, &nasfleet_core::pareto::ParetoFronts)> =
+        std::iter::once(("table", &report.table_pareto))
+            .chain(report.summaries.iter().map(|s| (s.strategy.as_str(), &s.pareto)))
+            .collect();
+    write(&out.join("pareto.json"), &serde_json::to_string_pretty(&fronts.into_iter().collect::<std::collections::BTreeMap<_, _>>())?)?;
+    println!(
+        "\nwrote {}, search.txt, search.png, pareto.json, pareto.png and config.toml (the resolved settings)",
+        out.join("search.json").display()
+    );
     Ok(())
 }
 

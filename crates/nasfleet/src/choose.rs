@@ -21,11 +21,11 @@ use nasfleet_torch::tch::Device;
 
 /// The strategy `cfg.search.strategy` names, for `cfg.space()`, seeded with
 /// `cfg.search.seed`: the LSTM controller (`rl`, on its own thread) or one of
-/// the core's pure strategies (`random`, `evolution`).
+/// the core's pure strategies (`random`, `evolution`, `local`).
 pub(crate) fn strategy(cfg: &ExperimentConfig) -> Result<Box<dyn SearchStrategy>, StrategyError> {
     match cfg.search.strategy {
         StrategyKind::Rl => Ok(Box::new(RlStrategy::new(cfg)?)),
-        StrategyKind::Random | StrategyKind::Evolution => build_pure_strategy(cfg),
+        StrategyKind::Random | StrategyKind::Evolution | StrategyKind::Local => build_pure_strategy(cfg),
     }
 }
 
@@ -107,7 +107,12 @@ mod tests {
     fn the_config_chooses_the_strategy_and_bad_settings_are_reported() {
         let mut cfg = ExperimentConfig::default();
         cfg.search.space = nasfleet_core::SpaceKind::Nb201;
-        for (kind, name) in [(StrategyKind::Rl, "rl"), (StrategyKind::Random, "random"), (StrategyKind::Evolution, "evolution")] {
+        for (kind, name) in [
+            (StrategyKind::Rl, "rl"),
+            (StrategyKind::Random, "random"),
+            (StrategyKind::Evolution, "evolution"),
+            (StrategyKind::Local, "local"),
+        ] {
             cfg.search.strategy = kind;
             let mut s = strategy(&cfg).unwrap();
             assert_eq!(s.name(), name);

@@ -160,7 +160,8 @@ pub(crate) struct BenchSearchArgs {
     pub seeds: u64,
     #[arg(long, default_value_t = 0)]
     pub first_seed: u64,
-    /// Comma-separated: rl, random, evolution.
+    /// Comma-separated: rl (REINFORCE), rl-ppo (the same controller with
+    /// PPO updates), random, evolution, local.
     #[arg(long, default_value = "rl,random,evolution")]
     pub strategies: String,
     /// Where to write search.json, search.txt, search.png and config.toml.
@@ -184,6 +185,26 @@ pub(crate) struct BenchSearchArgs {
     /// Override the accuracy reward's power (reward = (accuracy / 100) ^ power).
     #[arg(long)]
     pub reward_power: Option<f64>,
+    /// Multi-objective reward (MnasNet): multiply the accuracy reward by
+    /// (cost / --cost-target) ^ w, the cost being `params` or `flops` of the
+    /// cell in NB201's CIFAR-10 network. Sets the config's [reward.cost].
+    #[arg(long, value_parser = ["params", "flops"], requires = "cost_target")]
+    pub cost: Option<String>,
+    /// The cost target T (parameters or FLOPs), with --cost.
+    #[arg(long, requires = "cost")]
+    pub cost_target: Option<f64>,
+    /// soft (w = --cost-weight on both sides of T) or hard (w = 0 within T, −1 beyond).
+    #[arg(long, value_parser = ["soft", "hard"], requires = "cost")]
+    pub cost_mode: Option<String>,
+    /// The soft rule's exponent w (≤ 0; default −0.07, MnasNet's).
+    #[arg(long, requires = "cost", allow_hyphen_values = true)]
+    pub cost_weight: Option<f64>,
+    /// Override controller.ppo_epochs (the rl-ppo strategy).
+    #[arg(long)]
+    pub ppo_epochs: Option<usize>,
+    /// Override controller.ppo_clip (the rl-ppo strategy).
+    #[arg(long)]
+    pub ppo_clip: Option<f64>,
 }
 
 /// Where the queue is: a Redis URL and, for `rediss://`, certificates.
@@ -216,6 +237,21 @@ pub(crate) struct WorkerArgs {
     /// Exit 0 after handling this many children (jobs).
     #[arg(long, alias = "max-jobs", env = "NASFLEET_MAX_CHILDREN")]
     pub max_children: Option<u64>,
+    /// Watch the cloud's instance metadata for a spot/preemption notice
+    /// and, on one, do what SIGTERM does (checkpoint, give the job back
+    /// without spending an attempt, exit 0): `aws` (EC2 spot
+    /// instance-action, IMDSv2), `gcp` (instance/preempted) or an
+    /// `http://` URL that answers 200 on a notice and 404 otherwise.
+    #[arg(long, env = "NASFLEET_PREEMPTION_NOTICE", value_parser = clap::value_parser!(nasfleet_fleet::NoticeSource))]
+    pub preemption_notice: Option<nasfleet_fleet::NoticeSource>,
+    /// How often to poll for a preemption notice (AWS warns 2 minutes
+    /// ahead, GCP 30 seconds).
+    #[arg(long, env = "NASFLEET_NOTICE_POLL", default_value = "5s", value_parser = nasfleet_fleet::parse_duration)]
+    pub notice_poll: std::time::Duration,
+    /// Where the `aws` / `gcp` metadata service is, when not at its usual
+    /// address (a proxy, a test double).
+    #[arg(long, env = "NASFLEET_METADATA_BASE")]
+    pub metadata_base: Option<String>,
     /// Exit 0 after waiting this long without a job (e.g. 10m): an empty
     /// queue on a machine you pay for. Default: wait until the run is over.
     #[arg(long, env = "NASFLEET_IDLE_EXIT", value_parser = nasfleet_fleet::parse_duration)]

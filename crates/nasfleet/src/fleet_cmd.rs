@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use nasfleet_core::ExperimentConfig;
 use nasfleet_fleet::{
-    collect_status, on_signals, render_text, request_stop, run_controller, run_local, run_worker, wait_for_settings, Board,
+    collect_status, on_signals, render_text, request_stop, run_controller, run_local, run_worker, signal_or_notice,
+    wait_for_settings, Board,
     ControllerOptions, ControllerState, ControllerSummary, FleetSettings, LocalOptions, RedisBoard,
     WorkerOptions, WorkerOverrides,
 };
@@ -61,9 +62,14 @@ pub(crate) fn worker(args: WorkerArgs) -> Result<()> {
     let mut rcfg = redis_config(&args.redis, &FleetSettings::default())?;
     let run = args.redis.run.clone();
     let work_dir = args.work_dir.clone().unwrap_or_else(|| nasfleet_util::cache_dir().join("work"));
+    let notice = match (args.preemption_notice.clone(), &args.metadata_base) {
+        (Some(n), Some(base)) => Some(n.with_base(base.as_str())),
+        (n, _) => n,
+    };
     let rt = runtime()?;
     let report = rt.block_on(async {
-        let shutdown = on_signals().context("installing signal handlers")?;
+        let signals = on_signals().context("installing signal handlers")?;
+        let shutdown = signal_or_notice(signals, notice, args.notice_poll);
         let board = Board::Redis(RedisBoard::new(&rcfg)?);
         let Some(published) = wait_for_settings(&board, shutdown.clone(), Duration::from_secs(2))
             .await

@@ -15,15 +15,18 @@
 //!   strategy shares (feedback validation, the schema of a token sequence).
 //! - [`random`]: uniform random search (the paper's control experiment 2).
 //! - [`evolution`]: regularised (aging) evolution (Real et al. 2019).
+//! - [`local`]: local search (White et al. 2020): hill-climbing over one-edit
+//!   neighbours with random restarts.
 //! - [`synthetic`]: a cheap, known reward on the CNN space, so strategies can
 //!   be compared in seconds without training a child.
 //!
 //! The RL controller needs libtorch and lives in `nasfleet-torch`
 //! (`nasfleet_torch::controller::RlStrategy`); the binary's `choose.rs`
-//! selects among all three; [`build_pure_strategy`] builds the two that
+//! selects among all four; [`build_pure_strategy`] builds the three that
 //! need no tch.
 
 pub mod evolution;
+pub mod local;
 pub mod random;
 pub mod synthetic;
 
@@ -37,6 +40,7 @@ use crate::schema::TokenSchema;
 use crate::space::Space;
 
 pub use evolution::RegularizedEvolution;
+pub use local::LocalSearch;
 pub use random::RandomSearch;
 pub use synthetic::SyntheticCnnReward;
 
@@ -110,7 +114,8 @@ pub enum StrategyError {
 /// A search strategy: proposes architectures and learns from their rewards
 /// (see the module documentation for the loop).
 pub trait SearchStrategy: Send {
-    /// The strategy's name as in configs and reports (`rl`, `random`, `evolution`).
+    /// The strategy's name as in configs and reports (`rl`, `random`,
+    /// `evolution`, `local`).
     fn name(&self) -> &'static str;
     /// Samples `n` architectures (advances the RNG and the depth schedule).
     fn propose(&mut self, n: usize) -> Result<Vec<Proposal>, StrategyError>;
@@ -127,16 +132,17 @@ pub trait SearchStrategy: Send {
     fn restore(&mut self, bytes: &[u8]) -> Result<(), StrategyError>;
 }
 
-/// Builds the strategies that need no libtorch (random search, evolution)
-/// for `cfg.space()`. Asking it for `rl` is a configuration error: the RL
+/// Builds the strategies that need no libtorch (random search, evolution,
+/// local search) for `cfg.space()`. Asking it for `rl` is a configuration error: the RL
 /// controller is `nasfleet_torch::controller::RlStrategy`, chosen by the
 /// `nasfleet` binary (`choose::strategy`), which delegates here for the other
-/// two.
+/// three.
 pub fn build_pure_strategy(cfg: &ExperimentConfig) -> Result<Box<dyn SearchStrategy>, StrategyError> {
     let space = cfg.space();
     match cfg.search.strategy {
         StrategyKind::Random => Ok(Box::new(RandomSearch::new(space, cfg.search.seed))),
         StrategyKind::Evolution => Ok(Box::new(RegularizedEvolution::new(space, &cfg.evolution, cfg.search.seed)?)),
+        StrategyKind::Local => Ok(Box::new(LocalSearch::new(space, &cfg.local_search, cfg.search.seed)?)),
         StrategyKind::Rl => Err(StrategyError::Config(
             "strategy \"rl\" needs libtorch: build it with nasfleet_torch::controller::RlStrategy".into(),
         )),

@@ -8,6 +8,7 @@
 //!     [--max-deliveries N] [--block-ms N] [--stop-grace-ms N] [--retry-for-ms N]
 //!     [--work-dir DIR] [--max-jobs N] [--step-ms N] [--crash-jobs ID,ID]
 //!     [--crash-mode panic|retryable|permanent|exit] [--ignore-stop] [--trace FILE]
+//!     [--idle-exit-ms N] [--preemption-notice aws|gcp|URL] [--notice-poll-ms N]
 //! nasfleet-fleet-node controller --config FILE --redis URL --run RUN --run-dir DIR
 //!     [--resume] [--crash-at updated|history|checkpointed|enqueued|acked:STEP[:INDEX]]
 //! ```
@@ -26,7 +27,7 @@ use nasfleet_core::strategy::build_pure_strategy;
 use nasfleet_core::ExperimentConfig;
 use nasfleet_fleet::fake::{fake_trainers, CrashMode, FakeTrainerConfig};
 use nasfleet_fleet::{
-    on_signals, run_controller, run_worker, Board, ControllerOptions, FleetSettings, Point, RedisBoard,
+    on_signals, run_controller, run_worker, signal_or_notice, Board, NoticeSource, ControllerOptions, FleetSettings, Point, RedisBoard,
     WorkerOptions,
 };
 use nasfleet_queue::{Consumer, RedisQueue};
@@ -147,7 +148,13 @@ async fn worker(a: Args) -> Result<(), String> {
     };
     // The tests read this line to map a pid to its consumer name.
     eprintln!("consumer {}", opts.consumer.name());
-    let shutdown = on_signals().map_err(|e| e.to_string())?;
+    let notice = a
+        .flags
+        .get("preemption-notice")
+        .map(|v| v.parse::<NoticeSource>())
+        .transpose()?;
+    let poll = a.ms("notice-poll-ms", nasfleet_fleet::preemption::DEFAULT_POLL)?;
+    let shutdown = signal_or_notice(on_signals().map_err(|e| e.to_string())?, notice, poll);
     let report = run_worker(queue, opts, fake_trainers(fake), shutdown)
         .await
         .map_err(|e| e.to_string())?;

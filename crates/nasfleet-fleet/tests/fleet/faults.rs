@@ -29,7 +29,7 @@ use nasfleet_queue::{
 
 use crate::support::*;
 
-fn report(node: &Node) -> WorkerReport {
+pub(crate) fn report(node: &Node) -> WorkerReport {
     let out = node.stdout();
     let line = out.lines().last().unwrap_or_default();
     let v: serde_json::Value =
@@ -50,7 +50,7 @@ fn report(node: &Node) -> WorkerReport {
     }
 }
 
-async fn status(q: &RedisQueue) -> QueueStatus {
+pub(crate) async fn status(q: &RedisQueue) -> QueueStatus {
     q.status(50).await.expect("status")
 }
 

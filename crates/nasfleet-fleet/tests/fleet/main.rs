@@ -13,6 +13,8 @@
 //! * `lifecycle` — `controller stop` then `--resume` equals an
 //!   uninterrupted run; workers leave when the run is over or idle; no
 //!   checkpoint directory outlives its child.
+//! * `preemption` — spot notices from a metadata endpoint served by the
+//!   test: a release mid-epoch and a notice during the final post.
 //! * `security` — the shipped ACL users running a fleet with least
 //!   privilege, and a fleet over TLS (`rediss://`).
 
@@ -20,5 +22,6 @@ mod configs;
 mod faults;
 mod lifecycle;
 mod local;
+mod preemption;
 mod security;
 mod support;

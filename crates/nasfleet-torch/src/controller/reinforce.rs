@@ -14,10 +14,21 @@
 //! replayed as one batch; a batch spanning a depth change is replayed in one
 //! group per depth.
 //!
+//! With `controller.update = "ppo"` (not in the paper; Schulman et al. 2017)
+//! the same advantages feed `ppo_epochs` Adam steps on the clipped surrogate
+//! ```text
+//! loss = −(1/m) Σ_k min(ρ_k A_k, clip(ρ_k, 1 − ε, 1 + ε) A_k)  −  entropy_weight · (1/m) Σ_k H_k
+//! ```
+//! with ρ_k = P(a_k; θ) / P(a_k; θ_start), θ_start the weights when the
+//! update begins (the sampling policy in a synchronous search; stored
+//! actions keep the paper's recompute-at-update rule). The policy version
+//! advances once per update; Adam's step once per pass. PPO keeps no state
+//! of its own, so checkpoints are the same.
+//!
 //! A `Controller` owns tensors and is not `Sync`: the system talks to it
 //! through [`super::RlStrategy`], which keeps it on one dedicated thread.
 
-use nasfleet_core::config::{ControllerConfig, EmptyAnchorInput, ExperimentConfig};
+use nasfleet_core::config::{ControllerConfig, ControllerUpdate, EmptyAnchorInput, ExperimentConfig};
 use nasfleet_core::reward::EmaBaseline;
 use nasfleet_core::schema::TokenSchema;
 use nasfleet_core::strategy::{check_feedback, proposal, schema_for_tokens, Feedback, Proposal, StrategyError, UpdateStats};
@@ -115,6 +126,12 @@ pub(crate) fn check_config(c: &ControllerConfig) -> Result<(), StrategyError> {
     }
     if !c.entropy_weight.is_finite() {
         return Err(config_error("entropy_weight", format!("{} is not finite", c.entropy_weight)));
+    }
+    if c.ppo_epochs == 0 {
+        return Err(config_error("ppo_epochs", "must be at least 1".into()));
+    }
+    if !(c.ppo_clip.is_finite() && c.ppo_clip > 0.0) {
+        return Err(config_error("ppo_clip", format!("{} is not a positive number", c.ppo_clip)));
     }
     if let Some(g) = c.grad_clip {
         if !(g.is_finite() && g > 0.0) {
@@ -242,6 +259,9 @@ impl Controller {
         let baseline = self.baseline.value.unwrap_or(mean_reward);
         let advantages = self.baseline.advantages(&rewards);
 
+        if self.cfg.update == ControllerUpdate::Ppo {
+            return Ok(self.ppo_update(batch, &schemas, &advantages, baseline, mean_reward));
+        }
         self.policy.zero_grad();
         // One term per schema group: −Σ advantage·log P (− weight·Σ entropy).
         let mut terms = Vec::new();
@@ -262,7 +282,73 @@ impl Controller {
         let loss = terms.into_iter().reduce(|a, b| a + b).unwrap_or_else(|| Tensor::zeros([], (Kind::Float, tch::Device::Cpu)));
         let loss = loss / m;
         loss.backward();
+        let grad_norm = self.clip_and_step();
+        self.version += 1;
+        Ok(UpdateStats {
+            loss: loss.double_value(&[]),
+            baseline,
+            mean_reward,
+            entropy: entropy_sum / m,
+            grad_norm,
+            policy_version: self.version,
+        })
+    }
 
+    /// The PPO update (see the module docs): the log-probabilities of the
+    /// weights at the start are the ratios' denominators; `ppo_epochs` Adam
+    /// steps on the clipped surrogate. Reports the first pass's loss,
+    /// entropy and gradient norm (those of the weights that sampled).
+    fn ppo_update(
+        &mut self,
+        batch: &[Feedback],
+        schemas: &[TokenSchema],
+        advantages: &[f64],
+        baseline: f64,
+        mean_reward: f64,
+    ) -> UpdateStats {
+        let m = batch.len() as f64;
+        let groups = group_by_schema(schemas);
+        let rows: Vec<Vec<&[u32]>> =
+            groups.iter().map(|(_, idx)| idx.iter().map(|&k| batch[k].actions.as_slice()).collect()).collect();
+        let adv: Vec<Tensor> = groups
+            .iter()
+            .map(|(_, idx)| Tensor::from_slice(&idx.iter().map(|&k| advantages[k] as f32).collect::<Vec<f32>>()))
+            .collect();
+        let old: Vec<Tensor> = tch::no_grad(|| {
+            groups.iter().zip(&rows).map(|((schema, _), r)| self.policy.replay(schema, r, false).0.detach()).collect()
+        });
+        let (lo, hi) = (1.0 - self.cfg.ppo_clip, 1.0 + self.cfg.ppo_clip);
+        let mut first: Option<(f64, f64, f64)> = None;
+        for _ in 0..self.cfg.ppo_epochs {
+            self.policy.zero_grad();
+            let mut terms = Vec::new();
+            let mut entropy_sum = 0.0;
+            for (((schema, _), r), (a, o)) in groups.iter().zip(&rows).zip(adv.iter().zip(&old)) {
+                let (log_probs, entropies) = self.policy.replay(schema, r, self.cfg.entropy_weight != 0.0);
+                let ratio = (&log_probs - o).exp();
+                let surrogate = (&ratio * a).minimum(&(ratio.clamp(lo, hi) * a));
+                let term = -surrogate.sum(Kind::Float);
+                terms.push(if self.cfg.entropy_weight != 0.0 {
+                    term - entropies.sum(Kind::Float) * self.cfg.entropy_weight
+                } else {
+                    term
+                });
+                entropy_sum += entropies.detach().sum(Kind::Double).double_value(&[]);
+            }
+            let loss = terms.into_iter().reduce(|a, b| a + b).unwrap_or_else(|| Tensor::zeros([], (Kind::Float, tch::Device::Cpu)));
+            let loss = loss / m;
+            loss.backward();
+            let grad_norm = self.clip_and_step();
+            first.get_or_insert((loss.double_value(&[]), entropy_sum / m, grad_norm));
+        }
+        self.version += 1;
+        let (loss, entropy, grad_norm) = first.unwrap_or((0.0, 0.0, 0.0));
+        UpdateStats { loss, baseline, mean_reward, entropy, grad_norm, policy_version: self.version }
+    }
+
+    /// Clips the gradient's global norm (if configured) and takes one Adam
+    /// step; returns the norm before clipping.
+    fn clip_and_step(&mut self) -> f64 {
         let grad_norm = self.grad_norm();
         if let Some(clip) = self.cfg.grad_clip {
             // torch.nn.utils.clip_grad_norm_'s rule.
@@ -280,15 +366,7 @@ impl Controller {
         }
         // Clipped above (the norm is reported), so none here; no weight decay.
         self.adam.update(self.policy.params(), self.cfg.lr, 0.0, 0.0);
-        self.version += 1;
-        Ok(UpdateStats {
-            loss: loss.double_value(&[]),
-            baseline,
-            mean_reward,
-            entropy: entropy_sum / m,
-            grad_norm,
-            policy_version: self.version,
-        })
+        grad_norm
     }
 
     fn grad_norm(&self) -> f64 {

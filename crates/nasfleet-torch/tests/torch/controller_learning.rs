@@ -62,3 +62,14 @@ fn rl_beats_random_search_on_the_synthetic_reward() {
     assert!((u - 0.375).abs() < 0.03, "random search {u}");
     assert!(r > u + 0.25, "rl {r} vs random {u}");
 }
+
+#[test]
+fn ppo_updates_learn_too() {
+    let mut cfg = config(StrategyKind::Rl);
+    cfg.controller.update = nasfleet_core::config::ControllerUpdate::Ppo;
+    let mut ppo = RlStrategy::new(&cfg).unwrap();
+    let mut random = build_pure_strategy(&config(StrategyKind::Random)).unwrap();
+    let (p, u) = (tail_mean(&run(&mut ppo)), tail_mean(&run(random.as_mut())));
+    eprintln!("mean reward of the last 200 samples: rl-ppo {p:.4}, random {u:.4}");
+    assert!(p > u + 0.25, "rl-ppo {p} vs random {u}");
+}

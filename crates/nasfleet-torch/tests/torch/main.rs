@@ -36,6 +36,7 @@ mod controller_reference;
 mod controller_sampling;
 mod controller_threads;
 mod controller_update;
+mod export_reference;
 mod libtorch;
 mod rnn_cell;
 mod rnn_train;

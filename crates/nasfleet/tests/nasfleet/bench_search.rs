@@ -77,8 +77,14 @@ fn bench_writes_its_artefacts_and_is_deterministic() {
         assert_eq!(s["curve_mean"].as_array().unwrap().len(), 120);
     }
     assert_eq!(report["runs"].as_array().unwrap().len(), 6);
-    let png = std::fs::read(a.join("search.png")).unwrap();
-    assert_eq!(&png[..4], b"\x89PNG");
+    for png in ["search.png", "pareto.png"] {
+        let png = std::fs::read(a.join(png)).unwrap();
+        assert_eq!(&png[..4], b"\x89PNG");
+    }
+    let fronts: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(a.join("pareto.json")).unwrap()).unwrap();
+    assert_eq!(fronts["table"]["params"][0]["params"], 73_306);
+    assert!(fronts["evolution"]["flops"].as_array().is_some_and(|f| !f.is_empty()));
+    assert!(stdout.contains("regret"), "{stdout}");
     let saved = ExperimentConfig::load(&a.join("config.toml")).unwrap();
     assert_eq!(saved.search.space, SpaceKind::Nb201);
     assert!(std::fs::read_to_string(a.join("search.txt")).unwrap().starts_with("$ "));
@@ -86,6 +92,46 @@ fn bench_writes_its_artefacts_and_is_deterministic() {
     // Same seeds, same numbers, for the RL controller too.
     run(&b);
     assert_eq!(std::fs::read(a.join("search.json")).unwrap(), std::fs::read(b.join("search.json")).unwrap());
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// The strategies beyond the paper (PPO updates, local search) and the
+/// multi-objective reward run through the same command.
+#[test]
+fn ppo_local_search_and_a_cost_target_run_through_the_bench() {
+    let d = dir("beyond");
+    let table = synthetic_csv(&d);
+    let out = d.join("out");
+    let (ok, stdout, stderr) = nasfleet(&[
+        "bench",
+        "search",
+        "--table",
+        table.to_str().unwrap(),
+        "--budget",
+        "60",
+        "--seeds",
+        "2",
+        "--strategies",
+        "rl-ppo,local,random",
+        "--ppo-epochs",
+        "2",
+        "--cost",
+        "params",
+        "--cost-target",
+        "300000",
+        "--cost-mode",
+        "hard",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(stdout.contains("rl-ppo ") && stdout.contains("local ") && stdout.contains("params target 300000"), "{stdout}");
+    let saved = ExperimentConfig::load(&out.join("config.toml")).unwrap();
+    let rule = saved.reward.cost_rule().expect("the cost rule is saved");
+    assert_eq!((rule.target, rule.mode), (300_000.0, nasfleet_core::reward::CostMode::Hard));
+    assert_eq!(saved.controller.ppo_epochs, 2);
+    let (ok, _, err) = nasfleet(&["bench", "search", "--table", table.to_str().unwrap(), "--cost", "params", "--out", out.to_str().unwrap()]);
+    assert!(!ok && err.contains("--cost-target"), "{err}");
     std::fs::remove_dir_all(&d).unwrap();
 }
 
