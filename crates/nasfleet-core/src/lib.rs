@@ -27,6 +27,7 @@
 
 pub mod arch;
 pub mod config;
+pub mod draw;
 mod config_fleet;
 mod config_image;
 mod config_lm;

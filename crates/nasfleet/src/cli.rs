@@ -56,6 +56,8 @@ pub(crate) enum Command {
     Data(DataCommand),
     /// Train one architecture end to end (the paper's final training of the best child).
     Train(TrainArgs),
+    /// Export an architecture, and its trained weights, as plain PyTorch, TorchScript, a picture or JSON.
+    Export(ExportArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -409,4 +411,50 @@ pub(crate) struct TrainArgs {
     /// Print the final report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Write the final weights here (safetensors, named for `nasfleet export --format pytorch`).
+    #[arg(long)]
+    pub save_weights: Option<PathBuf>,
+}
+
+/// What `nasfleet export` writes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ExportFormat {
+    /// A readable Python file defining the child as an `nn.Module` (with
+    /// --weights, also OUT's stem + .safetensors, loadable into it by name).
+    Pytorch,
+    /// A TorchScript file of the trained child (needs --weights).
+    Torchscript,
+    /// ONNX: not produced (see the README); refused with the reason.
+    Onnx,
+    /// The architecture as an SVG picture.
+    Svg,
+    /// The architecture as a Graphviz dot graph.
+    Dot,
+    /// The canonical architecture JSON.
+    Json,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  nasfleet train --arch runs/<run>/best.json --config config/fashion-mnist-demo.toml --save-weights child.safetensors\n  \
+    nasfleet export --arch runs/<run>/best.json --config config/fashion-mnist-demo.toml --format pytorch \\\n    --weights child.safetensors --out child.py   # writes child.py and child.safetensors\n\n\
+    OUT is written through a temporary file and renamed, so a failed export leaves nothing half-written.")]
+pub(crate) struct ExportArgs {
+    /// Architecture JSON (as written by `space sample`, or a run's best.json).
+    #[arg(long)]
+    pub arch: PathBuf,
+    /// Experiment config of the search space and recipe (input shape, classes, model sizes).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// What to write.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// The file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Trained weights, from `nasfleet train --save-weights`.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Where datasets are (default: the cache, ~/.cache/nasfleet).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
 }

@@ -7,6 +7,7 @@
 mod bench_cmd;
 mod cli;
 mod data_cmd;
+mod export_cmd;
 mod fleet_cmd;
 mod space_cmd;
 mod train_cmd;
@@ -25,6 +26,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Bench(cmd) => bench_cmd::run(cmd),
         cli::Command::Data(cmd) => data_cmd::run(cmd),
         cli::Command::Train(args) => train_cmd::run(args),
+        cli::Command::Export(args) => export_cmd::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -11,6 +11,7 @@ use nasfleet_core::{Architecture, ExperimentConfig};
 use nasfleet_fleet::{on_signals, Shutdown};
 use nasfleet_torch::cnn::CnnTrainer;
 use nasfleet_torch::device::DeviceSpec;
+use nasfleet_torch::export::{CnnChild, LmChild};
 use nasfleet_torch::rnn::LmTrainer;
 use serde_json::json;
 
@@ -41,7 +42,15 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
         let _in_runtime = rt.enter();
         on_signals().context("installing signal handlers")?
     };
-    let mut ctx = Progress::new(cfg.train.epochs, args.checkpoint_dir.clone(), stop);
+    // --save-weights reads the final weights from the last epoch's
+    // checkpoint: the user's --checkpoint-dir, else a temporary directory
+    // beside the weights file, removed at the end.
+    let scratch = match (&args.save_weights, &args.checkpoint_dir) {
+        (Some(w), None) => Some(Scratch::beside(w)?),
+        _ => None,
+    };
+    let ckpt_dir = args.checkpoint_dir.clone().or_else(|| scratch.as_ref().map(|s| s.0.clone()));
+    let mut ctx = Progress::new(cfg.train.epochs, ckpt_dir.clone(), stop);
     eprintln!(
         "training {} on {} for {} epochs ({:?})",
         args.arch.display(),
@@ -62,7 +71,7 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
         },
         e => anyhow::anyhow!("training failed: {e}"),
     };
-    let report = match &arch {
+    let mut report = match &arch {
         Architecture::Cnn(_) => {
             let job = job(&arch, &cfg, args.seed);
             // The final training reports the test set too.
@@ -105,6 +114,12 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
     };
     ctx.finish();
     rt.shutdown_timeout(Duration::from_millis(100));
+    if let (Some(path), Some(dir)) = (&args.save_weights, &ckpt_dir) {
+        save_weights(&arch, &cfg, &data_dir, dir, path)?;
+        eprintln!("weights: {}", path.display());
+        report["weights"] = json!(path.display().to_string());
+    }
+    drop(scratch);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -113,9 +128,62 @@ pub(crate) fn run(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// A scratch checkpoint directory, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    /// `.NAME.ckpt-PID` beside `weights`; fails early when the weights'
+    /// directory does not exist (before any training).
+    fn beside(weights: &Path) -> Result<Scratch> {
+        let parent = match weights.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = weights.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if name.is_empty() || !parent.is_dir() {
+            bail!("--save-weights {}: no such directory to write it in", weights.display());
+        }
+        let dir = parent.join(format!(".{name}.ckpt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes the final weights of the child checkpointed in `dir` to `path`
+/// (atomically), named for the exported PyTorch module.
+fn save_weights(arch: &Architecture, cfg: &ExperimentConfig, data_dir: &Path, dir: &Path, path: &Path) -> Result<()> {
+    let epochs = cfg.train.epochs;
+    let (file, done) = match arch {
+        Architecture::Cnn(a) => {
+            let (input, classes) = CnnTrainer::new(data_dir, nasfleet_torch::tch::Device::Cpu)
+                .input_shape(&cfg.train)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (child, done) = CnnChild::from_checkpoint(dir, a, input, classes)
+                .map_err(|e| anyhow::anyhow!("cannot save the weights: {e}"))?;
+            (child.weights().map_err(|e| anyhow::anyhow!("{e}"))?, done)
+        }
+        Architecture::RnnCell(a) => {
+            let (child, done) =
+                LmChild::from_checkpoint(dir, a).map_err(|e| anyhow::anyhow!("cannot save the weights: {e}"))?;
+            (child.weights().map_err(|e| anyhow::anyhow!("{e}"))?, done)
+        }
+        Architecture::Nb201(_) => bail!("NAS-Bench-201 cells have no weights"),
+    };
+    if done != epochs {
+        bail!("no weights saved: the last checkpoint holds {done} of {epochs} epochs (the child diverged; see the note)");
+    }
+    file.write(path).map_err(|e| anyhow::anyhow!("cannot write the weights: {e}"))
+}
+
 /// An architecture file, or a record holding one under "arch" (a run's
 /// best.json, a history.jsonl line).
-fn read_arch(bytes: &[u8], cfg: &ExperimentConfig) -> Result<Architecture> {
+pub(crate) fn read_arch(bytes: &[u8], cfg: &ExperimentConfig) -> Result<Architecture> {
     if bytes.len() > cfg.limits.max_payload_bytes {
         // from_json names the cap.
         return Ok(Architecture::from_json(bytes, &cfg.limits)?);

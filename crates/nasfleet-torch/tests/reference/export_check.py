@@ -59,12 +59,13 @@ def main():
                     ts = torch.jit.load(case["torchscript"])
                     layers = len(model.cells)
                     batch = io["ids"].shape[1]
-                    h = torch.zeros(layers, batch, model.hidden)
-                    c = torch.zeros(layers, batch, model.hidden)
+                    vocab = model.decoder.out_features
+                    state = torch.zeros(batch, 2 * layers * model.hidden)
                     steps = []
                     for t in range(io["ids"].shape[0]):
-                        y, h, c = ts(io["ids"][t], h, c)
-                        steps.append(y)
+                        y = ts(io["ids"][t], state)
+                        steps.append(y[:, :vocab])
+                        state = y[:, vocab:]
                     out["ts_rel"] = rel(torch.cat(steps), io["y"])
         out["params"] = sum(p.numel() for p in model.parameters())
         print(json.dumps(out), flush=True)
