@@ -175,22 +175,7 @@ impl LmChild {
     /// Loads the tensors of `w` (readable names) into the fused variables,
     /// after checking every name and shape.
     fn load(&self, w: &WeightsFile) -> Result<(), ExportError> {
-        let want = self.state_dict()?;
-        for (name, t) in &want {
-            let src = w
-                .get(name)
-                .ok_or_else(|| ExportError::Weights(format!("the weights file lacks tensor {name:?} of this child")))?;
-            if src.size() != t.size() {
-                return Err(ExportError::Weights(format!(
-                    "tensor {name:?} has shape {:?} in the weights file, this child needs {:?}",
-                    src.size(),
-                    t.size()
-                )));
-            }
-        }
-        if let Some((extra, _)) = w.tensors.iter().find(|(n, _)| !want.iter().any(|(m, _)| m == n)) {
-            return Err(ExportError::Weights(format!("the weights file holds tensor {extra:?}, which this child has not")));
-        }
+        super::check_names_and_shapes(w, &self.state_dict()?, &|_| false)?;
         let get = |name: &str| w.get(name).ok_or_else(|| ExportError::Weights(format!("no tensor {name}")));
         let m = &self.model;
         tch::no_grad(|| -> Result<(), ExportError> {

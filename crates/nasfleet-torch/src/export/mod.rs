@@ -99,10 +99,9 @@ pub(crate) fn check_metadata(
     Ok(())
 }
 
-/// Copies the tensors of `w` into `targets` (name → variable), after checking
-/// that every name is present with its shape and that `w` holds no other
-/// tensor (`ignored` names excepted). Nothing is written on a mismatch.
-pub(crate) fn copy_named(
+/// Checks that `w` holds every tensor of `targets` (name → tensor) with its
+/// shape and no other tensor (`ignored` names excepted).
+pub(crate) fn check_names_and_shapes(
     w: &WeightsFile,
     targets: &[(String, tch::Tensor)],
     ignored: &dyn Fn(&str) -> bool,
@@ -122,6 +121,17 @@ pub(crate) fn copy_named(
     if let Some((extra, _)) = w.tensors.iter().find(|(n, _)| !ignored(n) && !targets.iter().any(|(m, _)| m == n)) {
         return Err(ExportError::Weights(format!("the weights file holds tensor {extra:?}, which this child has not")));
     }
+    Ok(())
+}
+
+/// Copies the tensors of `w` into `targets` (name → variable), after
+/// [`check_names_and_shapes`]. Nothing is written on a mismatch.
+pub(crate) fn copy_named(
+    w: &WeightsFile,
+    targets: &[(String, tch::Tensor)],
+    ignored: &dyn Fn(&str) -> bool,
+) -> Result<(), ExportError> {
+    check_names_and_shapes(w, targets, ignored)?;
     tch::no_grad(|| -> Result<(), ExportError> {
         for (name, t) in targets {
             if let Some(src) = w.get(name) {
