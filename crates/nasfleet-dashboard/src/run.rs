@@ -209,6 +209,12 @@ pub fn now_ms() -> u64 {
     ms(SystemTime::now())
 }
 
+/// Whether a trainer's note says training stopped before its last epoch.
+fn stopped_early(note: &str) -> bool {
+    let n = note.to_ascii_lowercase();
+    ["diverged", "stopped", "early", "out of time", "budget"].iter().any(|w| n.contains(w))
+}
+
 fn finite(x: Option<f64>) -> Option<f64> {
     x.filter(|v| v.is_finite())
 }
@@ -380,7 +386,9 @@ impl RunState {
         let h: HistoryView = serde_json::from_slice(line).map_err(|e| e.to_string())?;
         let reward = finite(h.reward);
         let status = match h.status.as_str() {
-            "ok" if h.detail.is_some() => ChildStatus::StoppedEarly,
+            // A trainer's note is not enough (the table trainer notes every
+            // child); one that stopped training says so.
+            "ok" if h.detail.as_deref().is_some_and(stopped_early) => ChildStatus::StoppedEarly,
             "ok" => ChildStatus::Ok,
             "dead" => ChildStatus::Dead,
             _ => ChildStatus::Failed,

@@ -61,7 +61,7 @@ pub use board::{wait_for_settings, Board, ControllerState, MemoryBoard};
 pub use nasfleet_queue::RedisBoard;
 pub use controller::{run_controller, ControllerOptions, ControllerSummary, Point, Probe};
 pub use error::{FleetError, Result};
-pub use local::{run_local, LocalOptions};
+pub use local::{local_queue, run_local, run_local_on, LocalOptions};
 pub use preemption::{signal_or_notice, watch as watch_preemption, Notice, NoticeSource, NoticeWatcher};
 pub use settings::{parse_duration, FleetSettings, RunSettings, WorkerOverrides, RUN_SETTINGS_VERSION};
 pub use shutdown::{on_signals, shutdown_pair, Shutdown, ShutdownTrigger};

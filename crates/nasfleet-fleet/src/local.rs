@@ -50,6 +50,27 @@ pub async fn run_local(
     opts: LocalOptions,
     shutdown: Shutdown,
 ) -> Result<ControllerSummary> {
+    let queue = local_queue(config)?;
+    run_local_on(queue, config, strategy, trainers, opts, shutdown).await
+}
+
+/// The in-memory queue an embedded run of `config` uses: made apart from
+/// [`run_local_on`] so that a caller can watch it (the dashboard reads its
+/// status: depth, in flight, workers and their progress).
+pub fn local_queue(config: &ExperimentConfig) -> Result<MemoryQueue> {
+    let settings = FleetSettings::from_run(&RunSettings::of(config))?;
+    Ok(MemoryQueue::new(settings.queue_config())?)
+}
+
+/// [`run_local`] on a queue made by [`local_queue`].
+pub async fn run_local_on(
+    queue: MemoryQueue,
+    config: &ExperimentConfig,
+    strategy: Box<dyn SearchStrategy>,
+    trainers: Arc<TrainerSets>,
+    opts: LocalOptions,
+    shutdown: Shutdown,
+) -> Result<ControllerSummary> {
     // In one process the workers know the run's settings directly.
     let settings = FleetSettings::from_run(&RunSettings::of(config))?;
     if opts.workers == 0 {
@@ -58,7 +79,6 @@ pub async fn run_local(
             message: "must be at least 1".into(),
         });
     }
-    let queue = MemoryQueue::new(settings.queue_config())?;
     let (stop_workers, worker_shutdown) = shutdown_pair();
     // Workers stop when the controller is done, or at once on a signal.
     let forward = {

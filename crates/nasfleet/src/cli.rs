@@ -58,6 +58,58 @@ pub(crate) enum Command {
     Train(TrainArgs),
     /// Export an architecture, and its trained weights, as plain PyTorch, TorchScript, a picture or JSON.
     Export(ExportArgs),
+    /// Serve web pages of a run (or of every run in a directory), live while it runs.
+    #[command(after_help = "Examples:\n  nasfleet dashboard --run <run>                      # runs/<run>, http://127.0.0.1:8080/\n  \
+                            nasfleet dashboard                                  # every run under runs/\n  \
+                            nasfleet dashboard --run cifar10 --redis redis://viewer:PASSWORD@queue-host:6379/\n\n\
+                            Views: runs, overview, best so far, learning curves, children (sortable, filterable), \
+                            each child (its architecture drawn, JSON, metrics), controller (reward and baseline, \
+                            entropy, choice heat map), fleet (workers, in flight, dead letters: with --redis). \
+                            Embedded runs need only their run directory; --redis adds the live queue and workers of \
+                            a fleet run. The dashboard only reads the run directory. It has no authentication: it \
+                            listens on 127.0.0.1 unless --listen says otherwise.")]
+    Dashboard(DashboardArgs),
+    /// Write a run's dashboard as one self-contained HTML file plus PNGs of the main plots.
+    #[command(after_help = "Example:\n  nasfleet report --run <run> --out report/   # report/<run>.html, report/<run>-best.png, ...")]
+    Report(ReportArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct DashboardArgs {
+    /// The run to show (runs-dir/RUN); without it, every run in --runs-dir.
+    #[arg(long, env = "NASFLEET_RUN")]
+    pub run: Option<String>,
+    /// The directory holding the run directories.
+    #[arg(long, default_value = "runs")]
+    pub runs_dir: PathBuf,
+    /// A run directory elsewhere (instead of --runs-dir/--run).
+    #[arg(long, conflicts_with = "runs_dir")]
+    pub run_dir: Option<PathBuf>,
+    /// The fleet's Redis, for the live queue and workers: `redis://[user:password@]host:port/` (a `viewer` user is enough).
+    #[arg(long, env = "NASFLEET_REDIS")]
+    pub redis: Option<String>,
+    /// CA certificate to trust for rediss://.
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
+    /// Address to listen on; anything but loopback exposes the run to the network without authentication.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ReportArgs {
+    /// The run (runs-dir/RUN).
+    #[arg(long, env = "NASFLEET_RUN", required_unless_present = "run_dir")]
+    pub run: Option<String>,
+    /// The directory holding the run directories.
+    #[arg(long, default_value = "runs")]
+    pub runs_dir: PathBuf,
+    /// A run directory elsewhere (instead of --runs-dir/--run).
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Where to write the HTML file and the PNGs.
+    #[arg(long, default_value = "report")]
+    pub out: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]
@@ -131,6 +183,35 @@ pub(crate) enum SpaceCommand {
         #[arg(long, default_value_t = 10)]
         classes: usize,
     },
+    /// Draw an architecture JSON file as a picture (SVG, or Graphviz dot) on stdout.
+    #[command(after_help = "Examples:\n  nasfleet space draw runs/<run>/best.json > arch.svg\n  \
+                            nasfleet space draw arch.json --format dot | dot -Tpng > arch.png\n  \
+                            nasfleet space draw arch.json --input 1,28,28 --classes 10 > arch.svg   # CNN: with output shapes\n\n\
+                            CNN: layers as boxes (filter size, filters, strides) and every skip connection as an edge; \
+                            recurrent cell: the tree of combinations and activations with the cell inject; NB201: the \
+                            4-node cell with its 6 edge operations.")]
+    Draw {
+        /// Architecture JSON (as written by `space sample`, or a run's best.json).
+        file: PathBuf,
+        /// svg or dot.
+        #[arg(long, default_value = "svg")]
+        format: DrawFormat,
+        /// CNN input shape as C,H,W: adds each layer's output shape.
+        #[arg(long)]
+        input: Option<String>,
+        /// CNN classifier outputs (with --input).
+        #[arg(long, default_value_t = 10)]
+        classes: usize,
+    },
+}
+
+/// What `space draw` writes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DrawFormat {
+    /// A self-contained SVG picture.
+    Svg,
+    /// Graphviz dot text.
+    Dot,
 }
 
 #[derive(Subcommand, Debug)]
@@ -378,6 +459,9 @@ pub(crate) struct LocalArgs {
     /// Where datasets are (default: the cache, ~/.cache/nasfleet).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Serve the run's dashboard while it runs (on ADDR, default 127.0.0.1:8080).
+    #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub dashboard: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -4,12 +4,13 @@
 
 use std::io::IsTerminal;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use nasfleet_core::ExperimentConfig;
 use nasfleet_fleet::{
-    collect_status, on_signals, render_text, request_stop, run_controller, run_local, run_worker, signal_or_notice,
+    collect_status, local_queue, on_signals, render_text, request_stop, run_controller, run_local_on, run_worker, signal_or_notice,
     wait_for_settings, Board,
     ControllerOptions, ControllerState, ControllerSummary, FleetSettings, LocalOptions, RedisBoard,
     WorkerOptions, WorkerOverrides,
@@ -255,11 +256,27 @@ pub(crate) fn local(args: LocalArgs) -> Result<()> {
     let rt = runtime()?;
     let summary = rt.block_on(async {
         let shutdown = on_signals().context("installing signal handlers")?;
+        let queue = local_queue(&cfg).context("the in-memory queue")?;
+        // --dashboard: the pages of this run, with the in-memory queue as
+        // its live view; they go away with the search.
+        let dashboard = match &args.dashboard {
+            Some(listen) => {
+                let listener = crate::dashboard_cmd::bind(listen).await?;
+                eprintln!("dashboard: {}", crate::dashboard_cmd::url(&listener, Some(&run)));
+                let dash = nasfleet_dashboard::Dashboard::one_run(&run, run_dir.clone())
+                    .with_live(Arc::new(nasfleet_dashboard::QueueLive::new(queue.clone(), &run)));
+                Some(tokio::spawn(nasfleet_dashboard::serve(listener, Arc::new(dash), std::future::pending())))
+            }
+            None => None,
+        };
         let progress = tokio::spawn(show_progress(rx));
         let strategy = strategy(&cfg).context("building the search strategy")?;
         let trainers = Trainers::per_thread(args.data_dir.clone(), &args.device);
-        let r = run_local(&cfg, strategy, trainers, opts, shutdown).await;
+        let r = run_local_on(queue, &cfg, strategy, trainers, opts, shutdown).await;
         progress.abort();
+        if let Some(d) = dashboard {
+            d.abort();
+        }
         r.context("local search")
     })?;
     rt.shutdown_timeout(Duration::from_millis(100));

@@ -6,6 +6,7 @@
 
 mod bench_cmd;
 mod cli;
+mod dashboard_cmd;
 mod data_cmd;
 mod export_cmd;
 mod fleet_cmd;
@@ -27,6 +28,8 @@ fn main() -> std::process::ExitCode {
         cli::Command::Data(cmd) => data_cmd::run(cmd),
         cli::Command::Train(args) => train_cmd::run(args),
         cli::Command::Export(args) => export_cmd::run(args),
+        cli::Command::Dashboard(args) => dashboard_cmd::dashboard(args),
+        cli::Command::Report(args) => dashboard_cmd::report(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

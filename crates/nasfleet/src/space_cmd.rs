@@ -8,7 +8,7 @@ use nasfleet_core::{Architecture, ExperimentConfig, Space, SpaceKind, TokenSchem
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::cli::{SpaceCommand, SpaceSettings};
+use crate::cli::{DrawFormat, SpaceCommand, SpaceSettings};
 
 pub(crate) fn run(cmd: SpaceCommand) -> Result<()> {
     match cmd {
@@ -46,6 +46,21 @@ pub(crate) fn run(cmd: SpaceCommand) -> Result<()> {
             }
             let shape = parse_shape(&input)?;
             println!("ok: {}", arch.summary(shape, classes));
+        }
+        SpaceCommand::Draw { file, format, input, classes } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let arch = crate::train_cmd::read_arch(&bytes, &ExperimentConfig::default())
+                .with_context(|| format!("{} is not an architecture", file.display()))?;
+            let cnn_input = match (&input, &arch) {
+                (Some(i), Architecture::Cnn(_)) => Some((parse_shape(i)?, classes)),
+                (Some(_), _) => bail!("--input is for CNN architectures; {} is a {} architecture", file.display(), arch.kind()),
+                (None, _) => None,
+            };
+            let drawing = nasfleet_core::draw::Drawing::of(&arch, cnn_input);
+            match format {
+                DrawFormat::Svg => print!("{}", drawing.svg()),
+                DrawFormat::Dot => print!("{}", drawing.dot()),
+            }
         }
     }
     Ok(())

@@ -112,7 +112,7 @@ function chart(canvas, series, o) {
   const g = canvas.getContext('2d');
   g.setTransform(dpr, 0, 0, dpr, 0, 0);
   g.clearRect(0, 0, W, H);
-  const L = 62, R = 14, T = 12, B = 40;
+  const L = 70, R = 14, T = 12, B = 40;
   let xlo = Infinity, xhi = -Infinity, ylo = Infinity, yhi = -Infinity, count = 0;
   for (const s of series) for (let i = 0; i < s.xs.length; i++) {
     const x = s.xs[i], y = s.ys[i];
@@ -129,10 +129,12 @@ function chart(canvas, series, o) {
   const X = x => L + (x - xlo) / (xhi - xlo) * (W - L - R);
   const Y = y => T + (1 - (y - ylo) / (yhi - ylo)) * (H - T - B);
   g.font = '11px system-ui, sans-serif'; g.strokeStyle = '#e3e7ee'; g.fillStyle = '#667085'; g.lineWidth = 1;
-  for (const t of niceTicks(ylo, yhi, 6)) { g.beginPath(); g.moveTo(L, Y(t)); g.lineTo(W - R, Y(t)); g.stroke(); g.fillText(String(+t.toPrecision(6)), 4, Y(t) + 4); }
+  g.textAlign = 'right';
+  for (const t of niceTicks(ylo, yhi, 6)) { g.beginPath(); g.moveTo(L, Y(t)); g.lineTo(W - R, Y(t)); g.stroke(); g.fillText(String(+t.toPrecision(6)), L - 5, Y(t) + 4); }
+  g.textAlign = 'left';
   for (const t of niceTicks(xlo, xhi, 8)) { g.beginPath(); g.moveTo(X(t), T); g.lineTo(X(t), H - B); g.stroke(); g.fillText(o.xfmt ? o.xfmt(t) : String(+t.toPrecision(6)), X(t) - 10, H - B + 14); }
   g.fillStyle = '#1d2330'; g.fillText(o.xlabel || '', W / 2 - 40, H - 6);
-  g.save(); g.translate(12, T + (H - T - B) / 2 + 40); g.rotate(-Math.PI / 2); g.fillText(o.ylabel || '', 0, 0); g.restore();
+  g.save(); g.translate(11, T + (H - T - B) / 2 + 20); g.rotate(-Math.PI / 2); g.fillText(o.ylabel || '', 0, 0); g.restore();
   for (const s of series) {
     g.globalAlpha = s.alpha === undefined ? 1 : s.alpha;
     g.strokeStyle = s.color; g.fillStyle = s.color; g.lineWidth = s.width || 1.5;
@@ -255,7 +257,8 @@ function viewBest(root, embedded) {
     return { type: 'points', xs: sx, ys: sy, color: COLOR[st], size: C.n > 5000 ? 2 : 4 };
   });
   series.push({ type: 'step', xs, ys: bestSoFar(), color: '#1d2330', width: 2 });
-  requestAnimationFrame(() => chart(cv, series, { xlabel: xAxis === 'time' ? 'minutes since the first child' : 'children (in order applied)', ylabel: 'reward' }));
+  // Drawn at once (not in an animation frame): the canvas is in the page, so its size is known.
+  chart(cv, series, { xlabel: xAxis === 'time' ? 'minutes since the first child' : 'children (in order applied)', ylabel: 'reward' });
 }
 
 function viewCurves(root) {
@@ -282,7 +285,7 @@ function viewCurves(root) {
   }
   top.forEach((i, k) => { const c = C.curve[i] || []; series.push({ type: 'line', xs: c.map((_, e) => e + 1), ys: c, color: HIGHLIGHT[k], width: 2.5 }); drawn++; });
   cv.dataset.curves = drawn; cv.dataset.inflight = inflight.length;
-  requestAnimationFrame(() => { chart(cv, series, { xlabel: 'epoch', ylabel: metric }); cv.dataset.curves = drawn; });
+  chart(cv, series, { xlabel: 'epoch', ylabel: metric });
 }
 
 function filtered() {
@@ -376,10 +379,8 @@ function viewController(root) {
     h('div', { class: 'panel' }, h('b', {}, 'Policy entropy per update (nats)'), c2));
   root.append(grid);
   const xs = u.batch.map((_, i) => i + 1);
-  requestAnimationFrame(() => {
-    chart(c1, [{ type: 'line', xs, ys: u.mean_reward, color: '#2f6fdb' }, { type: 'line', xs, ys: u.baseline, color: '#e8590c', dash: [6, 3] }], { xlabel: 'update', ylabel: 'reward' });
-    chart(c2, [{ type: 'line', xs, ys: u.entropy, color: '#5f3dc4' }], { xlabel: 'update', ylabel: 'entropy' });
-  });
+  chart(c1, [{ type: 'line', xs, ys: u.mean_reward, color: '#2f6fdb' }, { type: 'line', xs, ys: u.baseline, color: '#e8590c', dash: [6, 3] }], { xlabel: 'update', ylabel: 'reward' });
+  chart(c2, [{ type: 'line', xs, ys: u.entropy, color: '#5f3dc4' }], { xlabel: 'update', ylabel: 'entropy' });
   const hm = summary.heatmap;
   root.append(h('h3', {}, 'What the controller chooses now'));
   if (!hm) { root.append(h('p', { class: 'muted' }, 'No child sampled yet.')); return; }
@@ -487,9 +488,13 @@ async function boot() {
   (async function childLoop() {
     for (;;) {
       const live = summary && summary.run && summary.run.state === 'running';
-      const grew = await loadChildren(live ? 5 : 0);
+      // The server answers at once when a child is new, else after up to 2 s;
+      // then a pause of 1 s. A child shows within ~1 s of being applied,
+      // and a headless browser's virtual clock (which stands still while a
+      // request is pending) still moves a second per round.
+      const grew = await loadChildren(live ? 2 : 0);
       if (grew && view !== 'child') render();
-      await new Promise(r => setTimeout(r, live ? 200 : 2000));
+      await new Promise(r => setTimeout(r, live ? 1000 : 2000));
     }
   })();
 }

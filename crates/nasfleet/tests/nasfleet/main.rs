@@ -4,6 +4,7 @@
 mod bench_search;
 mod cli;
 mod configs;
+mod dashboard;
 mod export;
 mod deploy;
 mod fleet;
