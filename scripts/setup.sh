@@ -11,6 +11,7 @@
 #   by CI. The binary finds libtorch at run time through an rpath written by
 #   crates/nasfleet-torch/build.rs, so users never set LD_LIBRARY_PATH.
 # - redis-server and openssl: checked; installed with apt-get when root.
+# - chromium (headless, for the dashboard's browser tests): the same.
 set -euo pipefail
 
 TORCH_VERSION=2.11.0
@@ -19,8 +20,9 @@ VENV=$CACHE/torch-$TORCH_VERSION-venv
 
 log() { echo "setup: $*" >&2; }
 
-# ensure_tool COMMAND DEBIAN-PACKAGE: the tests need real redis-server and
-# openssl (the TLS test makes a throwaway CA).
+# ensure_tool COMMAND DEBIAN-PACKAGE: the tests need real redis-server,
+# openssl (the TLS test makes a throwaway CA) and headless chromium (the
+# dashboard's browser tests).
 ensure_tool() {
   if command -v "$1" >/dev/null 2>&1; then return; fi
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -62,4 +64,5 @@ ensure_torch() {
 
 ensure_tool redis-server redis-server
 ensure_tool openssl openssl
+ensure_tool chromium chromium
 ensure_torch

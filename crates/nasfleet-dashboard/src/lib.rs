@@ -118,11 +118,14 @@ struct Cached {
     refreshed: Option<Instant>,
 }
 
+/// A job in flight: its sequence number, worker, and metric per epoch seen.
+type InFlightCurve = (Option<u64>, String, BTreeMap<u64, f64>);
+
 /// The in-flight learning curves seen in heartbeats, per run.
 #[derive(Default)]
 struct InFlightBook {
-    /// job id → (seq, worker, epoch → metric).
-    curves: HashMap<String, (Option<u64>, String, BTreeMap<u64, f64>)>,
+    /// job id → its curve so far.
+    curves: HashMap<String, InFlightCurve>,
     /// seq → deliveries seen.
     attempts: HashMap<u64, u64>,
 }
@@ -324,7 +327,7 @@ pub fn draw(s: &RunState, arch: &Value) -> Result<String, String> {
     if arch.is_null() {
         return Err("the history line has no architecture".into());
     }
-    let limits = s.config().map(|c| c.limits.clone()).unwrap_or_else(ArchLimits::default);
+    let limits: ArchLimits = s.config().map(|c| c.limits.clone()).unwrap_or_default();
     let a = Architecture::from_value(arch.clone(), &limits).map_err(|e| format!("the architecture does not parse: {e}"))?;
     Ok(Drawing::of(&a, None).svg())
 }

@@ -8,7 +8,9 @@
 //!   fleet's fake trainer;
 //! - only the queue crate talks to Redis: no other workspace crate depends
 //!   on `redis` (or its TLS stack, `rustls`) directly;
-//! - nasfleet-util, the shared helpers, depends on nothing.
+//! - nasfleet-util, the shared helpers, depends on nothing;
+//! - the dashboard pulls in neither tch nor the torch crate, and reads the
+//!   queue through nasfleet-queue (it has no Redis client of its own).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -91,7 +93,7 @@ fn only_the_torch_crate_depends_on_tch() {
             assert!(!direct.contains("tch") && !direct.contains("torch-sys"), "{m} depends on tch directly");
         }
     }
-    for pure in ["nasfleet-core", "nasfleet-data", "nasfleet-nb201", "nasfleet-queue", "nasfleet-fleet"] {
+    for pure in ["nasfleet-core", "nasfleet-data", "nasfleet-nb201", "nasfleet-queue", "nasfleet-fleet", "nasfleet-dashboard"] {
         if members.contains(pure) {
             let deps = closure(&g, pure);
             assert!(!deps.contains("tch") && !deps.contains("nasfleet-torch"), "{pure} pulls in tch");
@@ -111,6 +113,18 @@ fn only_the_queue_crate_talks_to_redis() {
             }
         }
     }
+}
+
+#[test]
+fn the_dashboard_reads_runs_and_the_queue_only_through_the_libraries() {
+    let (g, members) = graph(&metadata());
+    assert!(members.contains("nasfleet-dashboard"), "nasfleet-dashboard is a workspace member");
+    let deps = closure(&g, "nasfleet-dashboard");
+    for banned in ["tch", "torch-sys", "nasfleet-torch"] {
+        assert!(!deps.contains(banned), "nasfleet-dashboard pulls in {banned}");
+    }
+    // Live fleet data comes through the queue crate's API, never a Redis client of its own.
+    assert!(g["nasfleet-dashboard"].contains("nasfleet-queue"), "the dashboard reads the queue through nasfleet-queue");
 }
 
 #[test]
