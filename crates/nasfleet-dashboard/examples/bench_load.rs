@@ -135,24 +135,43 @@ fn main() {
     println!("server, warm: {:.3} s", t.elapsed().as_secs_f64());
     let rss1 = rss_mib();
 
-    match (chromium_seconds("about:blank"), chromium_seconds(&format!("http://{addr}/?run=big&view=overview"))) {
-        (Some(blank), Some(page)) => {
-            println!("chromium, empty page: {blank:.2} s; the overview of {n} children: {page:.2} s; the page itself: {:.2} s", page - blank);
-            if let Some(c) = chromium_seconds(&format!("http://{addr}/?run=big&view=curves")) {
-                println!("chromium, learning curves of {n} children: {c:.2} s ({:.2} s past the empty page)", c - blank);
-            }
+    // The same page for a run of 10 children: what Chromium itself costs
+    // (start, first page, fonts) apart from the run's size.
+    let small = runs.path().join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    std::fs::copy(dir.join("config.toml"), small.join("config.toml")).unwrap();
+    write_children(&small, 0, 10);
+    for _ in 0..2 {
+        match (
+            chromium_seconds(&format!("http://{addr}/?run=small&view=overview")),
+            chromium_seconds(&format!("http://{addr}/?run=big&view=overview")),
+            chromium_seconds(&format!("http://{addr}/?run=big&view=curves")),
+        ) {
+            (Some(base), Some(page), Some(curves)) => println!(
+                "chromium (start, load, fetch, draw, dump): overview of 10 children {base:.2} s; of {n} children {page:.2} s \
+                 ({:.2} s more); learning curves of {n} children {curves:.2} s ({:.2} s more)",
+                page - base,
+                curves - base
+            ),
+            _ => println!("chromium not installed: page load not measured"),
         }
-        _ => println!("chromium not installed: page load not measured"),
     }
 
-    write_children(&dir, n, n);
-    std::thread::sleep(std::time::Duration::from_millis(250));
-    get(addr, "/api/runs/big/summary");
-    let rss2 = rss_mib();
-    println!(
-        "resident memory: {rss0:.0} MiB before reading, {rss1:.0} MiB with {n} children, {rss2:.0} MiB with {} ({:.0} bytes per child added; history.jsonl is {:.0} bytes per child)",
-        2 * n,
-        (rss2 - rss1) * 1024.0 * 1024.0 / n as f64,
-        bytes as f64 / n as f64
-    );
+    // The run grows: memory grows by the compact records, not by the lines.
+    let mut last = rss1;
+    for k in 2..=3 {
+        write_children(&dir, (k - 1) * n, n);
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        get(addr, "/api/runs/big/summary");
+        get(addr, &format!("/api/runs/big/children?from={}", (k - 1) * n));
+        let rss = rss_mib();
+        println!(
+            "resident memory with {} children: {rss:.0} MiB ({:.0} bytes per child added; history.jsonl has {:.0} bytes per child)",
+            k * n,
+            (rss - last) * 1024.0 * 1024.0 / n as f64,
+            bytes as f64 / n as f64
+        );
+        last = rss;
+    }
+    println!("resident memory before reading the run: {rss0:.0} MiB, after {n} children: {rss1:.0} MiB");
 }

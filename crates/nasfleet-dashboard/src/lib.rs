@@ -8,7 +8,7 @@
 //!   by byte offset, tolerant of a truncated last line and of a file cut back
 //!   on resume.
 //! * [`run`] — [`RunState`]: one run directory aggregated into compact
-//!   per-child records (memory grows by ~100 bytes per child, not by the raw
+//!   per-child records (memory grows by ~200 bytes per child, not by the raw
 //!   lines), with the JSON each view draws from.
 //! * [`live`] — [`LiveSource`]: the queue's live view (depth, in flight,
 //!   dead letters, workers) through `nasfleet-queue`, for a Redis fleet

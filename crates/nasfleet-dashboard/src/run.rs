@@ -4,8 +4,9 @@
 //! offset ([`Tail`]) and each line becomes a compact [`Child`] (numbers, a
 //! worker index, the per-epoch validation metric, and the line's byte
 //! offset); the architecture JSON and the rest of the line are not kept —
-//! the child page reads its one line again at that offset. About 100 bytes
-//! per child: 2 MB for 20,000 children, where the raw lines are 20–40 MB.
+//! the child page reads its one line again at that offset. About 200 bytes
+//! per child (resident memory grew ~240 bytes per child in `bench_load`),
+//! where the raw lines are 600 bytes (NB201) to several KB (CNN).
 //! `updates.jsonl` becomes a few numbers per update; the actions of only the
 //! last [`ACTION_WINDOW`] children are kept (for the choice heat map).
 
@@ -126,7 +127,7 @@ struct HistoryView {
     #[serde(default)]
     policy_version: u64,
     #[serde(default)]
-    metrics: Value,
+    metrics: Option<Vec<EpochView>>,
     #[serde(default)]
     worker: String,
     #[serde(default)]
@@ -139,6 +140,15 @@ struct HistoryView {
     detail: Option<String>,
     #[serde(default)]
     reason: Option<String>,
+}
+
+/// One epoch of a history line's metrics: only the validation metric is kept.
+#[derive(Debug, Deserialize)]
+struct EpochView {
+    #[serde(default)]
+    valid_accuracy: Option<f64>,
+    #[serde(default)]
+    valid_perplexity: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -393,17 +403,17 @@ impl RunState {
             "dead" => ChildStatus::Dead,
             _ => ChildStatus::Failed,
         };
-        let curve: Box<[f32]> = match h.metrics.as_array() {
+        let curve: Box<[f32]> = match &h.metrics {
             Some(epochs) => {
                 let key = *self.metric.get_or_insert_with(|| {
-                    let has_acc = epochs.iter().any(|e| e.get("valid_accuracy").is_some_and(|v| !v.is_null()));
-                    if has_acc || epochs.is_empty() {
+                    if epochs.is_empty() || epochs.iter().any(|e| e.valid_accuracy.is_some()) {
                         "valid_accuracy"
                     } else {
                         "valid_perplexity"
                     }
                 });
-                epochs.iter().map(|e| e.get(key).and_then(Value::as_f64).unwrap_or(f64::NAN) as f32).collect()
+                let pick = |e: &EpochView| if key == "valid_accuracy" { e.valid_accuracy } else { e.valid_perplexity };
+                epochs.iter().map(|e| pick(e).unwrap_or(f64::NAN) as f32).collect()
             }
             None => Box::new([]),
         };
@@ -476,8 +486,8 @@ impl RunState {
         let mut f = fs::File::open(self.history.path()).ok()?;
         f.seek(SeekFrom::Start(c.offset)).ok()?;
         let mut line = String::new();
-        // A line is at most what the tail accepted (32 MiB).
-        BufReader::new(f.take(32 << 20)).read_line(&mut line).ok()?;
+        // A line is at most what the tail accepted (4 MiB).
+        BufReader::new(f.take(4 << 20)).read_line(&mut line).ok()?;
         serde_json::from_str(&line).ok()
     }
 

@@ -19,8 +19,9 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// At most this many bytes are read per call, so one refresh of a huge file
-/// never holds more than this in memory; the rest comes on the next calls.
-const MAX_CHUNK: u64 = 32 << 20;
+/// never holds more than this in memory; the rest comes on the next calls
+/// (a longer single line is skipped as bad).
+const MAX_CHUNK: u64 = 4 << 20;
 
 /// What one [`Tail::read_new`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,7 +134,7 @@ impl Tail {
             // One line longer than a whole chunk is not a record we can use:
             // skip past it rather than stall on it forever.
             let at = self.offset;
-            self.bad_line(at, "a line longer than 32 MiB");
+            self.bad_line(at, "a line longer than 4 MiB");
             self.offset += want;
         }
         // What is left without a newline: an unfinished (or crashed) write.
