@@ -4,7 +4,8 @@
 //! runs/<run>/
 //!   config.toml      the resolved experiment config (what --resume must match)
 //!   checkpoint.json  the controller's whole state, replaced atomically
-//!   history.jsonl    one line per finished child (ok, dead or invalid), issue order
+//!   history.jsonl    one line per finished child (ok, dead or invalid), issue order;
+//!                    a requeued child's late result is one more line (`late: true`)
 //!   updates.jsonl    one line per applied batch: the strategy's update sequence
 //!   best.json        the best child so far
 //! ```
@@ -70,6 +71,12 @@ pub struct Checkpoint {
     pub best: Option<Best>,
     /// Every batch is applied: the run is over.
     pub finished: bool,
+    /// Children applied as dead letters, in sequence order: `nasfleet
+    /// controller requeue` may bring one back, and its result is then
+    /// applied as a *late* child (see `controller::outcome`). Absent in
+    /// checkpoints written before requeue existed.
+    #[serde(default)]
+    pub dead: Vec<Outstanding>,
 }
 
 /// An issued job whose batch is not applied yet.
@@ -133,6 +140,13 @@ pub struct HistoryLine {
     pub reason: Option<String>,
     /// Detail of the reason, or the trainer's note.
     pub detail: Option<String>,
+    /// A late child: dead-lettered, applied as such in `batch`, requeued by
+    /// an operator and rewarded afterwards. Its reward counts for the best
+    /// child and the totals but never reached the strategy (the job's batch
+    /// was applied without it). The job's earlier `dead` line stays: the
+    /// last line of a job id is its final status.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub late: bool,
 }
 
 /// One line of `updates.jsonl`.

@@ -19,7 +19,7 @@
 -- Bump VERSION whenever a reply shape or a key layout changes: clients refuse
 -- to work against a library whose version differs from theirs.
 
-local VERSION = '1'
+local VERSION = '2'
 local GROUP = 'workers'
 local RESULTS_GROUP = 'controller'
 local MAX_DELIVERIES_REASON = 'max_deliveries'
@@ -164,6 +164,62 @@ end
 local function results_ack(keys, args)
   if #args == 0 then return 0 end
   return redis.call('XACK', keys[1], RESULTS_GROUP, unpack(args))
+end
+
+---------------------------------------------------------------------------
+-- Operator side
+---------------------------------------------------------------------------
+
+-- KEYS: jobs, results, dead, outcome, enqueued   ARGV: job...
+-- -> {{tag, entry}...}, one per job, tag: 'requeued' (entry: the new one) |
+--    'finished' | 'pending' | 'unknown'
+-- Puts dead-lettered jobs back after a fix: the dead outcome and the job's
+-- dead letters go, its payload (from the latest dead letter) becomes a new
+-- entry whose deliveries start at zero (a job named twice is requeued once:
+-- the second time it is 'pending'). One pass over the dead stream finds
+-- the payloads of every asked job, so a call is O(dead letters + jobs).
+local function requeue(keys, args)
+  local k = { jobs = keys[1], results = keys[2], dead = keys[3], outcome = keys[4], enqueued = keys[5] }
+  local wanted, letters = {}, {}
+  for _, job in ipairs(args) do wanted[job] = true end
+  if redis.call('EXISTS', k.dead) == 1 then
+    for _, e in ipairs(redis.call('XRANGE', k.dead, '-', '+')) do
+      local m = fields_to_map(e[2])
+      local job = m['job']
+      if job and wanted[job] then
+        -- XRANGE runs oldest first: the last payload seen is the latest.
+        local l = letters[job] or { ids = {} }
+        l.ids[#l.ids + 1] = e[1]
+        l.payload = m['payload']
+        letters[job] = l
+      end
+    end
+  end
+  local out = {}
+  for _, job in ipairs(args) do
+    local rec = redis.call('HGET', k.outcome, job)
+    if rec then
+      local l = letters[job]
+      if decode_outcome(rec).kind ~= 'dead' then
+        out[#out + 1] = { 'finished', '' }
+      elseif l == nil or l.payload == nil then
+        out[#out + 1] = { 'unknown', '' }
+      else
+        redis.call('HDEL', k.outcome, job)
+        redis.call('XDEL', k.dead, unpack(l.ids))
+        ensure_group(k.jobs, GROUP)
+        ensure_group(k.results, RESULTS_GROUP)
+        local id = redis.call('XADD', k.jobs, '*', 'job', job, 'payload', l.payload)
+        redis.call('HSET', k.enqueued, job, id)
+        out[#out + 1] = { 'requeued', id }
+      end
+    elseif redis.call('HEXISTS', k.enqueued, job) == 1 then
+      out[#out + 1] = { 'pending', '' }
+    else
+      out[#out + 1] = { 'unknown', '' }
+    end
+  end
+  return out
 end
 
 ---------------------------------------------------------------------------
@@ -441,6 +497,7 @@ redis.register_function{ function_name = 'nasfleet_version', callback = version,
 redis.register_function{ function_name = 'nasfleet_status', callback = status, flags = { 'no-writes' } }
 redis.register_function('nasfleet_enqueue', enqueue)
 redis.register_function('nasfleet_setup', setup)
+redis.register_function('nasfleet_requeue', requeue)
 redis.register_function('nasfleet_results_claim', results_claim)
 redis.register_function('nasfleet_results_ack', results_ack)
 redis.register_function('nasfleet_worker_fetch', fetch)

@@ -114,7 +114,7 @@ pub use redis_queue::{RedisQueue, RedisQueueConfig, TlsFiles, LIBRARY_SOURCE, LI
 pub use types::{
     local_hostname, Completion, Consumer, DeadLetter, EnqueueOutcome, InFlight, JobOutcome, Lease,
     RunLifecycle,
-    QueueConfig, QueueStatus, ResultEvent, WorkerState, MAX_BLOCK, MAX_CONSUMER_NAME_LEN,
+    QueueConfig, QueueStatus, Requeued, ResultEvent, WorkerState, MAX_BLOCK, MAX_CONSUMER_NAME_LEN,
     MAX_ERROR_TEXT_LEN, MAX_JOB_ID_LEN, MAX_LEASE, MAX_PROGRESS_LEN, MAX_READ, MAX_REASON_LEN,
     REASON_MAX_DELIVERIES,
 };

@@ -24,7 +24,7 @@ use crate::queue::JobQueue;
 use crate::types::{
     check_entry_id, check_job_id, check_max, check_progress, check_reason, clamp_block,
     duration_ms, truncate_text, Completion, Consumer, DeadLetter, EnqueueOutcome, InFlight,
-    JobOutcome, Lease, QueueConfig, QueueStatus, ResultEvent, RunLifecycle, WorkerState, MAX_ERROR_TEXT_LEN,
+    JobOutcome, Lease, QueueConfig, QueueStatus, Requeued, ResultEvent, RunLifecycle, WorkerState, MAX_ERROR_TEXT_LEN,
     REASON_MAX_DELIVERIES,
 };
 
@@ -139,6 +139,8 @@ struct Pending {
 struct OutcomeRecord {
     by: String,
     entry: u64,
+    /// A dead letter (what [`JobQueue::requeue`] may put back).
+    dead: bool,
 }
 
 struct ResultRecord {
@@ -502,6 +504,7 @@ fn record_dead(
             OutcomeRecord {
                 by: consumer.to_owned(),
                 entry: seq,
+                dead: true,
             },
         );
         st.seq += 1;
@@ -652,6 +655,7 @@ impl JobQueue for MemoryQueue {
             OutcomeRecord {
                 by: consumer.name().to_owned(),
                 entry: seq,
+                dead: false,
             },
         );
         push_result(
@@ -762,6 +766,40 @@ impl JobQueue for MemoryQueue {
     async fn set_lifecycle(&self, state: RunLifecycle) -> Result<()> {
         self.lock().lifecycle = Some(state);
         Ok(())
+    }
+
+    async fn requeue(&self, job_ids: &[String]) -> Result<Vec<Requeued>> {
+        for job_id in job_ids {
+            check_job_id(job_id)?;
+        }
+        let mut st = self.lock();
+        let mut answers = Vec::with_capacity(job_ids.len());
+        for job_id in job_ids {
+            let answer = match st.outcome.get(job_id.as_str()).map(|o| o.dead) {
+                Some(false) => Requeued::Finished,
+                None if st.enqueued.contains_key(job_id.as_str()) => Requeued::Pending,
+                None => Requeued::Unknown,
+                Some(true) => {
+                    // The latest dead letter holds the payload; a job whose
+                    // dead letters were all trimmed away cannot be rebuilt.
+                    let Some(payload) = st.dead.iter().rev().find(|(_, d)| &d.job_id == job_id).map(|(_, d)| d.payload.clone()) else {
+                        answers.push(Requeued::Unknown);
+                        continue;
+                    };
+                    st.outcome.remove(job_id.as_str());
+                    st.dead.retain(|(_, d)| &d.job_id != job_id);
+                    st.seq += 1;
+                    let seq = st.seq;
+                    st.jobs.insert(seq, JobEntry { job_id: job_id.clone(), payload });
+                    st.enqueued.insert(job_id.clone(), seq);
+                    Requeued::Requeued { entry_id: entry_id(seq) }
+                }
+            };
+            answers.push(answer);
+        }
+        drop(st);
+        self.inner.jobs_ready.notify_waiters();
+        Ok(answers)
     }
 
     async fn status(&self, limit: usize) -> Result<QueueStatus> {

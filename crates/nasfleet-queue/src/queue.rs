@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::error::Result;
 use crate::memory::MemoryQueue;
 use crate::redis_queue::RedisQueue;
-use crate::types::{Completion, Consumer, EnqueueOutcome, Lease, QueueStatus, ResultEvent, RunLifecycle};
+use crate::types::{Completion, Consumer, EnqueueOutcome, Lease, QueueStatus, Requeued, ResultEvent, RunLifecycle};
 
 /// A durable job queue with leases, as seen by the controller and the workers.
 ///
@@ -159,6 +159,18 @@ pub trait JobQueue: Clone + Send + Sync + 'static {
 
     /// Controller or operator: sets the run's lifecycle.
     fn set_lifecycle(&self, state: RunLifecycle) -> impl Future<Output = Result<()>> + Send;
+
+    /// Operator, after a fix: puts dead-lettered jobs back in the queue.
+    ///
+    /// For each job whose outcome is a dead letter, atomically: the outcome
+    /// and the job's dead letters are removed and its payload (from its
+    /// latest dead letter) is added as a new entry, with the delivery count
+    /// starting afresh. Jobs that finished with a result, that have no
+    /// outcome yet, or that the run never had are left alone and reported
+    /// ([`Requeued`]), one answer per id, in order. The job's earlier `dead`
+    /// result event stays in the results stream: the controller already
+    /// applied it, and takes the job's new result as a *late* child.
+    fn requeue(&self, job_ids: &[String]) -> impl Future<Output = Result<Vec<Requeued>>> + Send;
 }
 
 /// A backend chosen at run time (embedded single-machine mode or Redis),
@@ -268,5 +280,9 @@ impl JobQueue for AnyQueue {
 
     async fn set_lifecycle(&self, state: RunLifecycle) -> Result<()> {
         dispatch!(self, q => q.set_lifecycle(state))
+    }
+
+    async fn requeue(&self, job_ids: &[String]) -> Result<Vec<Requeued>> {
+        dispatch!(self, q => q.requeue(job_ids))
     }
 }

@@ -31,13 +31,13 @@ use crate::reply::{self, at};
 use crate::types::{
     check_entry_id, check_job_id, check_max, check_progress, check_reason, clamp_block,
     duration_ms, truncate_text, Completion, Consumer, DeadLetter, EnqueueOutcome, InFlight,
-    JobOutcome, Lease, QueueConfig, QueueStatus, ResultEvent, RunLifecycle, WorkerState, MAX_ERROR_TEXT_LEN,
+    JobOutcome, Lease, QueueConfig, QueueStatus, Requeued, ResultEvent, RunLifecycle, WorkerState, MAX_ERROR_TEXT_LEN,
 };
 
 /// Source of the Redis function library (`FUNCTION LOAD REPLACE` it).
 pub const LIBRARY_SOURCE: &str = include_str!("../redis/nasfleet.lua");
 /// Version of the library this client speaks; must equal `VERSION` in the Lua.
-pub const LIBRARY_VERSION: &str = "1";
+pub const LIBRARY_VERSION: &str = "2";
 
 /// Connection and timing settings of [`RedisQueue`].
 #[derive(Clone)]
@@ -1048,6 +1048,50 @@ impl JobQueue for RedisQueue {
         let mut cmd = redis::cmd("SET");
         cmd.arg(&self.inner.keys.lifecycle).arg(state.as_str());
         self.run("set lifecycle", &cmd).await.map(|_| ())
+    }
+
+    async fn requeue(&self, job_ids: &[String]) -> Result<Vec<Requeued>> {
+        const OP: &str = "requeue";
+        for job_id in job_ids {
+            check_job_id(job_id)?;
+        }
+        if job_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let k = &self.inner.keys;
+        let mut cmd = fcall(
+            "nasfleet_requeue",
+            &[&k.jobs, &k.results, &k.dead, &k.outcome, &k.enqueued],
+        );
+        for job_id in job_ids {
+            cmd.arg(job_id);
+        }
+        let v = self.run(OP, &cmd).await?;
+        let items = reply::array(OP, "requeue reply", &v)?;
+        if items.len() != job_ids.len() {
+            return Err(QueueError::protocol(
+                OP,
+                format!("{} answers for {} jobs", items.len(), job_ids.len()),
+            ));
+        }
+        items
+            .iter()
+            .map(|item| {
+                let pair = reply::array(OP, "requeue answer", item)?;
+                let tag = reply::text(OP, "requeue tag", at(OP, "requeue answer", pair, 0)?)?;
+                Ok(match tag.as_str() {
+                    "requeued" => Requeued::Requeued {
+                        entry_id: reply::text(OP, "entry id", at(OP, "requeue answer", pair, 1)?)?,
+                    },
+                    "finished" => Requeued::Finished,
+                    "pending" => Requeued::Pending,
+                    "unknown" => Requeued::Unknown,
+                    other => {
+                        return Err(QueueError::protocol(OP, format!("unknown requeue tag {other:?}")))
+                    }
+                })
+            })
+            .collect()
     }
 
     async fn status(&self, limit: usize) -> Result<QueueStatus> {

@@ -346,6 +346,35 @@ pub enum EnqueueOutcome {
     AlreadyFinished,
 }
 
+/// What [`requeue`](crate::JobQueue::requeue) did with one job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Requeued {
+    /// The dead letter was removed and the job is back in the queue as a
+    /// new entry, with its delivery count starting afresh.
+    Requeued {
+        /// The new stream entry.
+        entry_id: String,
+    },
+    /// The job finished with a result: nothing to put back.
+    Finished,
+    /// The job has no outcome yet (queued or in flight): nothing to put back.
+    Pending,
+    /// The run never had this job.
+    Unknown,
+}
+
+impl Requeued {
+    /// A short word for operators (`requeued`, `finished`, `pending`, `unknown`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Requeued::Requeued { .. } => "requeued",
+            Requeued::Finished => "finished",
+            Requeued::Pending => "pending",
+            Requeued::Unknown => "unknown",
+        }
+    }
+}
+
 /// What a terminal call ([`complete`](crate::JobQueue::complete),
 /// [`dead_letter`](crate::JobQueue::dead_letter)) did.
 ///

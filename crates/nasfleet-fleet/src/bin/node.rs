@@ -10,7 +10,7 @@
 //!     [--crash-mode panic|retryable|permanent|exit] [--ignore-stop] [--trace FILE]
 //!     [--idle-exit-ms N] [--preemption-notice aws|gcp|URL] [--notice-poll-ms N]
 //! nasfleet-fleet-node controller --config FILE --redis URL --run RUN --run-dir DIR
-//!     [--resume] [--crash-at updated|history|checkpointed|enqueued|acked:STEP[:INDEX]]
+//!     [--resume] [--crash-at updated|history|checkpointed|enqueued|acked:STEP[:INDEX] | late-history | late-checkpointed]
 //! ```
 //!
 //! `--crash-at` exits the controller with status 86 at that point of that
@@ -171,6 +171,11 @@ fn crash_point(spec: &str) -> Result<Point, String> {
             .parse()
             .map_err(|_| format!("--crash-at {spec:?}: field {i} is not a number"))
     };
+    match parts[0] {
+        "late-history" => return Ok(Point::LateWritten),
+        "late-checkpointed" => return Ok(Point::LateCheckpointed),
+        _ => {}
+    }
     let step = num(1)?;
     Ok(match parts[0] {
         "updated" => Point::Updated { step },

@@ -208,6 +208,9 @@ impl<Q: JobQueue> JobQueue for Flaky<Q> {
     async fn set_lifecycle(&self, state: RunLifecycle) -> nasfleet_queue::Result<()> {
         self.inner.set_lifecycle(state).await
     }
+    async fn requeue(&self, jobs: &[String]) -> nasfleet_queue::Result<Vec<nasfleet_queue::Requeued>> {
+        self.inner.requeue(jobs).await
+    }
 }
 
 /// 4. A lost completion reply is retried and answered "already recorded";
