@@ -315,11 +315,12 @@ impl ExperimentConfig {
         }
         if let Some(rule) = self.reward.cost_rule() {
             rule.check().map_err(|m| bad("reward.cost", m))?;
-            if self.search.space != SpaceKind::Nb201 {
+            if !matches!(self.search.space, SpaceKind::Nb201 | SpaceKind::Cnn) {
                 return Err(bad(
                     "reward.cost",
                     format!(
-                        "a cost rule is applied by the nb201 table trainer only so far; the {} space's trainer would ignore it",
+                        "a cost rule needs children with a parameter and FLOP count (the cnn and nb201 spaces); \
+                         the {} space's children have none",
                         self.search.space.name()
                     ),
                 ));

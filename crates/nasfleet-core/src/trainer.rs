@@ -17,6 +17,7 @@ use thiserror::Error;
 
 use crate::arch::Architecture;
 use crate::config::TrainConfig;
+use crate::cost::ArchCost;
 use crate::reward::RewardConfig;
 
 /// Version of the [`JobSpec`] payload; a worker refuses another.
@@ -100,6 +101,11 @@ pub struct JobResult {
     /// (e.g. "diverged: loss is NaN at epoch 3").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The child's size (parameters, FLOPs per image) as its trainer counted
+    /// it for the job's dataset, when its space has one (CNN, NB201): what
+    /// the run's Pareto front (`pareto.json`) plots accuracy against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<ArchCost>,
 }
 
 /// Reads [`JobResult::metrics`]: serde_json writes a non-finite `f64` as
@@ -152,6 +158,8 @@ pub struct TrainOutcome {
     pub metrics: Vec<EpochMetrics>,
     /// Why the reward is what it is when training did not go normally.
     pub note: Option<String>,
+    /// The child's size, when its space has one ([`JobResult::cost`]).
+    pub cost: Option<ArchCost>,
 }
 
 /// Why a child did not produce a reward. The queue treats the kinds
@@ -233,6 +241,7 @@ mod tests {
             started_ms: 1,
             finished_ms: 2,
             note: Some("diverged".into()),
+            cost: None,
         };
         let text = serde_json::to_string(&r).unwrap();
         assert!(text.contains(r#""train_loss":null"#), "{text}");

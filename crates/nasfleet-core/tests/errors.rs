@@ -75,3 +75,18 @@ fn config_unknown_key_is_named() {
     assert_eq!(d.controller.lr, 0.0006);
     assert_eq!(d.cnn.num_filters, vec![24, 36, 48, 64]);
 }
+
+#[test]
+fn a_cost_rule_needs_a_space_whose_children_have_a_size() {
+    let rule = "[reward]\nkind = \"accuracy\"\n[reward.cost]\nmetric = \"params\"\ntarget = 100000\n";
+    for space in ["cnn", "nb201"] {
+        let text = format!("[search]\nspace = \"{space}\"\n{rule}");
+        let c = ExperimentConfig::from_toml_str(&text, "x.toml").unwrap_or_else(|e| panic!("{space}: {e}"));
+        assert!(c.reward.cost_rule().is_some());
+    }
+    let text = format!("[search]\nspace = \"rnn-cell\"\n{rule}");
+    let e = ExperimentConfig::from_toml_str(&text, "x.toml").unwrap_err().to_string();
+    assert!(e.contains("reward.cost") && e.contains("rnn-cell"), "{e}");
+    let e = ExperimentConfig::from_toml_str(&rule.replace("100000", "-1"), "x.toml").unwrap_err().to_string();
+    assert!(e.contains("reward.cost") && e.contains("target"), "{e}");
+}

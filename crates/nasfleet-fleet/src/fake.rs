@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nasfleet_core::cost::arch_cost;
 use nasfleet_core::strategy::SyntheticCnnReward;
 use nasfleet_core::trainer::{EpochMetrics, TrainContext, TrainError, TrainJob, TrainOutcome, Trainer};
 use nasfleet_core::Architecture;
@@ -199,6 +200,8 @@ impl Trainer for FakeTrainer {
             reward,
             metrics: ck.metrics,
             note: None,
+            // Sized as for Fashion-MNIST (1×28×28, 10 classes).
+            cost: arch_cost(&job.arch, (1, 28, 28), 10),
         })
     }
 }

@@ -8,6 +8,8 @@
 //!                    a requeued child's late result is one more line (`late: true`)
 //!   updates.jsonl    one line per applied batch: the strategy's update sequence
 //!   best.json        the best child so far
+//!   pareto.json      the non-dominated children: accuracy vs parameters, vs FLOPs
+//!                    (CNN and NB201 spaces; rewritten when the front changes)
 //! ```
 //!
 //! Replacement is atomic (temp file, fsync, rename, fsync of the directory),
@@ -36,6 +38,8 @@ pub mod files {
     pub const UPDATES: &str = "updates.jsonl";
     /// The best child.
     pub const BEST: &str = "best.json";
+    /// The Pareto fronts: accuracy against parameters and against FLOPs.
+    pub const PARETO: &str = "pareto.json";
 }
 
 /// Version of [`Checkpoint`] written by this build.
@@ -147,6 +151,10 @@ pub struct HistoryLine {
     /// last line of a job id is its final status.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub late: bool,
+    /// The child's size as its worker counted it (`ok` children of the
+    /// CNN and NB201 spaces): what `pareto.json` plots accuracy against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<nasfleet_core::cost::ArchCost>,
 }
 
 /// One line of `updates.jsonl`.

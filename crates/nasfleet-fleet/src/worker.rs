@@ -386,6 +386,7 @@ impl<Q: JobQueue> Worker<Q> {
             started_ms,
             finished_ms: now_ms(),
             note: outcome.note,
+            cost: outcome.cost,
         };
         // Non-finite metrics (a diverged loss) serialise as null; the
         // controller reads metrics as opaque JSON and only trusts the reward.

@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 use super::batches::{Admission, Book, ReadyBatch};
 use super::calls::{Calls, Reader};
 use super::outcome::{settle, settle_late, Outcome, Received, Tally};
+use super::pareto::ParetoBook;
 use super::resume::{self, write_best, Position, RunLog};
 use super::strategy::StrategyCell;
 use super::{reward_range, ControllerOptions, ControllerSummary, Point};
@@ -40,6 +41,8 @@ pub(super) struct Controller<Q> {
     rate: std::sync::Mutex<RateMeter>,
     /// Late children received and not applied yet (see [`Late`]).
     late: Vec<Late>,
+    /// The Pareto fronts of the rewarded children (`pareto.json`).
+    pareto: ParetoBook,
 }
 
 /// The result of a requeued child whose batch was applied without it
@@ -105,6 +108,15 @@ impl<Q: JobQueue> Controller<Q> {
     ) -> Result<(Self, bool)> {
         warn_about(cfg);
         let opened = resume::open(&queue, cfg, strategy.as_mut(), &opts.run, &opts.run_dir, opts.resume).await?;
+        // After open: a resumed history is cut back to its checkpoint.
+        let pareto = if opened.resumed {
+            let book = ParetoBook::rebuild(&cfg.reward, &opts.run_dir)?;
+            book.write(&opts.run_dir)?;
+            book
+        } else {
+            let _ = std::fs::remove_file(opts.run_dir.join(crate::rundir::files::PARETO));
+            ParetoBook::new(&cfg.reward)
+        };
         let c = Controller {
             calls: Calls { queue, shutdown },
             cfg: cfg.clone(),
@@ -115,6 +127,7 @@ impl<Q: JobQueue> Controller<Q> {
             tally: opened.tally,
             rate: std::sync::Mutex::new(RateMeter::default()),
             late: Vec::new(),
+            pareto,
         };
         Ok((c, opened.resumed))
     }
@@ -334,6 +347,9 @@ impl<Q: JobQueue> Controller<Q> {
             acks.push(late.event_id);
         }
         self.log.history.append(&lines)?;
+        if self.pareto.add(&lines) {
+            self.pareto.write(&self.opts.run_dir)?;
+        }
         self.probe(Point::LateWritten);
         self.save_checkpoint()?;
         self.probe(Point::LateCheckpointed);
@@ -368,6 +384,9 @@ impl<Q: JobQueue> Controller<Q> {
         self.tally.dead.extend(settled.dead.into_iter().map(|o| (o.seq, o)));
         self.probe(Point::Updated { step });
         self.log.history.append(&settled.lines)?;
+        if self.pareto.add(&settled.lines) {
+            self.pareto.write(&self.opts.run_dir)?;
+        }
         let policy_version = self.strategy.policy_version()?;
         let (jobs, rewards) = settled.rewarded.into_iter().unzip();
         self.log.updates.append(&[UpdateLine { batch: b, jobs, rewards, policy_version, stats: stats.clone() }])?;

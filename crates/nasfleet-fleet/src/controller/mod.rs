@@ -55,6 +55,7 @@
 //!   which batch is complete, which events to ignore.
 //! * `outcome` — results read as typed `JobResult`s and validated; a complete
 //!   batch settled into feedback, history lines and the best child.
+//! * `pareto` — the run's Pareto fronts (`pareto.json`), bounded in memory.
 //! * `resume` — the run directory: starting, checkpointing, resuming.
 //! * `calls` — the queue calls, retried through outages with one back-off.
 //! * `strategy` — the strategy, its long calls run off the async runtime.
@@ -80,6 +81,7 @@ mod batches;
 mod calls;
 mod driver;
 mod outcome;
+mod pareto;
 mod resume;
 mod strategy;
 

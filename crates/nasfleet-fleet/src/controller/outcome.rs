@@ -231,6 +231,7 @@ fn blank_line(run: &str, job: &Outstanding, batch: u64, by: String, applied_ms: 
         reason: None,
         detail: None,
         late: false,
+        cost: None,
     }
 }
 
@@ -245,6 +246,7 @@ fn rewarded(line: &mut HistoryLine, job: Outstanding, r: JobResult, best: Option
     line.started_ms = Some(r.started_ms);
     line.finished_ms = Some(r.finished_ms);
     line.detail = r.note;
+    line.cost = r.cost;
     match best {
         Some(b) if reward <= b.reward => Some(b),
         _ => Some(Best { job_id: line.job_id.clone(), reward, arch: job.arch, policy_version: job.policy_version }),
@@ -269,6 +271,7 @@ mod tests {
             started_ms: 10,
             finished_ms: 20,
             note: None,
+            cost: None,
         }
     }
 

@@ -214,6 +214,7 @@ async fn a_child_requeued_before_its_batch_is_applied_joins_the_batch() {
             started_ms: 1,
             finished_ms: 2,
             note: None,
+            cost: None,
         })
         .unwrap()
     };

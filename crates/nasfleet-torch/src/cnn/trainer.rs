@@ -36,6 +36,7 @@ use rand_chacha::ChaCha8Rng;
 use tch::{nn, Device, Kind, Reduction, Tensor};
 
 use nasfleet_core::config::{ImageTrainConfig, LrSchedule, TrainConfig};
+use nasfleet_core::cost::ArchCost;
 use nasfleet_core::reward::RewardConfig;
 use nasfleet_core::space::cnn::CnnArch;
 use nasfleet_core::trainer::{EpochMetrics, TrainContext, TrainError, TrainJob, TrainOutcome, Trainer};
@@ -496,7 +497,7 @@ impl CnnTrainer {
                 .map_err(retryable)?;
             if let Some((s, l)) = host.iter().enumerate().find(|(_, l)| !l.is_finite()) {
                 notes.insert(0, format!("diverged: training loss is {l} at epoch {}, step {}", epoch + 1, s + 1));
-                let outcome = TrainOutcome { reward: 0.0, metrics, note: Some(notes.join("; ")) };
+                let outcome = TrainOutcome { reward: 0.0, metrics, note: Some(notes.join("; ")), cost: Some(ArchCost { params: cost.params, flops: cost.flops }) };
                 return Ok(CnnReport { outcome, test_accuracy: None, test_images: 0, cost });
             }
             let weighted: f64 = host
@@ -532,6 +533,11 @@ impl CnnTrainer {
             .reward
             .from_accuracies(&accs)
             .ok_or_else(|| retryable(format!("no reward from validation accuracies {accs:?}")))?;
+        // A multi-objective reward ([reward.cost]) weighs in the child's size.
+        let reward = job
+            .reward
+            .with_cost(reward, Some(&ArchCost { params: cost.params, flops: cost.flops }))
+            .map_err(permanent)?;
         let (test_accuracy, test_images) = match test_set {
             Some(set) => {
                 let images = data.prepare_like(&set).map_err(permanent)?;
@@ -540,7 +546,12 @@ impl CnnTrainer {
             }
             None => (None, 0),
         };
-        let outcome = TrainOutcome { reward, metrics, note: (!notes.is_empty()).then(|| notes.join("; ")) };
+        let outcome = TrainOutcome {
+            reward,
+            metrics,
+            note: (!notes.is_empty()).then(|| notes.join("; ")),
+            cost: Some(ArchCost { params: cost.params, flops: cost.flops }),
+        };
         Ok(CnnReport { outcome, test_accuracy, test_images, cost })
     }
 

@@ -284,7 +284,7 @@ impl LmTrainer {
         };
         let diverged = |why: String, metrics: Vec<EpochMetrics>, mut notes: Vec<String>| {
             notes.push(format!("diverged: {why}"));
-            let outcome = TrainOutcome { reward: 0.0, metrics: metrics.clone(), note: Some(notes.join("; ")) };
+            let outcome = TrainOutcome { reward: 0.0, metrics: metrics.clone(), note: Some(notes.join("; ")), cost: None };
             report(outcome, &metrics, None)
         };
 
@@ -339,7 +339,7 @@ impl LmTrainer {
             notes.push(format!("test perplexity {t:.2}"));
         }
         let note = (!notes.is_empty()).then(|| notes.join("; "));
-        let outcome = TrainOutcome { reward, metrics: metrics.clone(), note };
+        let outcome = TrainOutcome { reward, metrics: metrics.clone(), note, cost: None };
         Ok(report(outcome, &metrics, test))
     }
 }

@@ -5,7 +5,8 @@ use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
 use nasfleet_core::config::{LrSchedule, TrainConfig};
-use nasfleet_core::reward::RewardConfig;
+use nasfleet_core::cost::CostMetric;
+use nasfleet_core::reward::{CostMode, CostRule, RewardConfig};
 use nasfleet_core::space::cnn::CnnArch;
 use nasfleet_core::trainer::{EpochMetrics, TrainContext, TrainError, TrainJob, Trainer};
 use nasfleet_core::{ArchLimits, Architecture};
@@ -123,6 +124,32 @@ fn reward_is_the_cube_of_the_best_of_the_last_five_accuracies() {
     // The toy task is learnable: the loss falls and accuracy beats chance (0.1).
     assert!(out.metrics[6].train_loss < out.metrics[0].train_loss, "{:?}", out.metrics);
     assert!(best > 0.3, "{accs:?}");
+}
+
+#[test]
+fn a_cost_rule_weighs_the_childs_size_into_its_reward_and_the_size_is_reported() {
+    let plain = trainer().train(&job(recipe(2)), &mut Ctx::new(None)).unwrap();
+    let cost = plain.cost.expect("a CNN child reports its size");
+    let graph = arch_cnn().resolve((1, 8, 8), 10);
+    assert_eq!((cost.params, cost.flops), (graph.params, graph.flops()), "counted for the dataset's shape");
+    // MnasNet's hard rule with a target of half the child's parameters:
+    // the same training, the reward divided by params / target = 2.
+    let mut j = job(recipe(2));
+    j.reward = RewardConfig::Accuracy {
+        last_k: 5,
+        power: 3.0,
+        cost: Some(CostRule { metric: CostMetric::Params, target: cost.params as f64 / 2.0, mode: CostMode::Hard, weight: -0.07 }),
+    };
+    let weighed = trainer().train(&j, &mut Ctx::new(None)).unwrap();
+    assert_eq!(losses(&weighed.metrics), losses(&plain.metrics), "the rule changes the reward, not the training");
+    assert!((weighed.reward - plain.reward / 2.0).abs() < 1e-12, "{} vs {}", weighed.reward, plain.reward);
+}
+
+fn arch_cnn() -> CnnArch {
+    match arch() {
+        Architecture::Cnn(a) => a,
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
