@@ -44,7 +44,9 @@
 //!
 //!  every claim of a given-back job counts +1 (release pre-subtracts one);
 //!  a claim that takes deliveries past max_deliveries dead-letters the job
-//!  instead (reason `max_deliveries`).
+//!  instead (reason `max_deliveries`); an operator's `requeue` takes a dead
+//!  job back to waiting as a new entry (outcome and dead letters removed,
+//!  deliveries from zero), in one function call.
 //! ```
 //!
 //! On Redis: *waiting* = in `nasfleet:{run}:jobs`, not yet delivered to group
