@@ -118,3 +118,4 @@ pub use types::{
     MAX_ERROR_TEXT_LEN, MAX_JOB_ID_LEN, MAX_LEASE, MAX_PROGRESS_LEN, MAX_READ, MAX_REASON_LEN,
     REASON_MAX_DELIVERIES,
 };
+pub use types::{RungDecision, RungRecord, RungReply, RungRule, MAX_RUNG_EPOCH};
