@@ -9,6 +9,7 @@
 //! Each failure is a [`Rejection`]: a reason token for the dead-letter stream
 //! and a message that names the field and the bound.
 
+use nasfleet_core::early_stop::EarlyStopConfig;
 use nasfleet_core::trainer::{JobSpec, TrainJob, JOB_FORMAT_VERSION};
 use nasfleet_core::Architecture;
 
@@ -86,6 +87,18 @@ pub fn validate_job(
     payload: &str,
     settings: &FleetSettings,
 ) -> Result<TrainJob, Rejection> {
+    validate_job_and_rule(job_id, run, payload, settings).map(|(job, _)| job)
+}
+
+/// [`validate_job`], also returning the job's early-stopping section
+/// (checked against its recipe's epochs), which the worker applies at the
+/// end of every epoch; the trainer never sees it.
+pub fn validate_job_and_rule(
+    job_id: &str,
+    run: &str,
+    payload: &str,
+    settings: &FleetSettings,
+) -> Result<(TrainJob, EarlyStopConfig), Rejection> {
     use reasons::*;
     if payload.len() > settings.max_payload_bytes {
         return Err(Rejection::new(
@@ -204,13 +217,17 @@ pub fn validate_job(
             }
         }
     }
-    Ok(TrainJob {
+    if let Err((key, message)) = spec.early_stop.check(train.epochs) {
+        return Err(Rejection::new(INVALID_RECIPE, format!("{key}: {message}")));
+    }
+    let job = TrainJob {
         job_id: spec.job_id,
         arch,
         train,
         reward: spec.reward,
         seed: spec.seed,
-    })
+    };
+    Ok((job, spec.early_stop))
 }
 
 #[cfg(test)]

@@ -249,7 +249,7 @@ impl<Q: JobQueue> Controller<Q> {
     /// completes it).
     async fn apply(&mut self, batch: ReadyBatch<Received>) -> Result<bool> {
         let step = batch.index + 1;
-        let settled = settle(&self.opts.run, batch, self.tally.best.clone(), now_ms());
+        let settled = settle(&self.opts.run, batch, self.tally.best.clone(), now_ms(), self.cfg.train.epochs);
         let b = settled.batch;
         let stats = if settled.feedback.is_empty() {
             warn!(batch = b, "every job of the batch failed: no update");
@@ -261,6 +261,7 @@ impl<Q: JobQueue> Controller<Q> {
             Some(s)
         };
         self.tally.failed += settled.failed;
+        self.tally.epochs.merge(settled.epochs);
         self.probe(Point::Updated { step });
         self.log.history.append(&settled.lines)?;
         let policy_version = self.strategy.policy_version()?;
@@ -332,6 +333,7 @@ impl<Q: JobQueue> Controller<Q> {
             train: self.cfg.train.clone(),
             reward: self.cfg.reward.clone(),
             seed: child_seed(self.cfg.search.seed, o.seq),
+            early_stop: self.cfg.early_stop.clone(),
         };
         serde_json::to_string(&spec).map_err(|e| FleetError::Thread(format!("cannot serialise a job: {e}")))
     }
@@ -377,6 +379,10 @@ impl<Q: JobQueue> Controller<Q> {
             best_arch: best.map(|b| b.arch.clone()),
             updated_ms: now_ms(),
             children_per_hour: self.rate.lock().unwrap_or_else(|p| p.into_inner()).record(self.tally.applied()),
+            stopped: self.tally.epochs.stopped,
+            epochs_trained: self.tally.epochs.trained,
+            epochs_saved: self.tally.epochs.saved,
+            train_seconds: self.tally.epochs.train_ms as f64 / 1000.0,
         }
     }
 

@@ -112,6 +112,44 @@ pub(super) struct Tally {
     pub(super) failed: u64,
     /// The best child so far.
     pub(super) best: Option<Best>,
+    /// Epoch accounting of the rewarded children (early stopping).
+    pub(super) epochs: EpochTally,
+}
+
+/// Epochs trained and saved by early stopping, over rewarded children
+/// (checkpointed; shown by `controller status` and the run summary).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct EpochTally {
+    /// Children that ended with status `stopped` (counted in `rewarded`).
+    pub(super) stopped: u64,
+    /// Epochs trained, every rewarded child.
+    pub(super) trained: u64,
+    /// Epochs the stopped children did not train: planned − trained, summed.
+    pub(super) saved: u64,
+    /// Training time the workers reported, ms (sum of per-epoch seconds).
+    pub(super) train_ms: u64,
+}
+
+impl EpochTally {
+    /// Adds one rewarded child of `planned` epochs.
+    pub(super) fn add(&mut self, r: &JobResult, planned: usize) {
+        let trained = r.metrics.len() as u64;
+        self.trained += trained;
+        let secs: f64 = r.metrics.iter().map(|m| m.seconds).filter(|s| s.is_finite() && *s > 0.0).sum();
+        self.train_ms += (secs * 1000.0).round() as u64;
+        if let Some(at) = r.stopped_at {
+            self.stopped += 1;
+            self.saved += (planned as u64).saturating_sub(at as u64);
+        }
+    }
+
+    /// Adds another tally.
+    pub(super) fn merge(&mut self, o: EpochTally) {
+        self.stopped += o.stopped;
+        self.trained += o.trained;
+        self.saved += o.saved;
+        self.train_ms += o.train_ms;
+    }
 }
 
 impl Tally {
@@ -139,10 +177,23 @@ pub(super) struct Settled {
     pub(super) failed: u64,
     /// The best child after this batch (`best` given, or a better one of it).
     pub(super) best: Option<Best>,
+    /// Epoch accounting of the batch's rewarded children.
+    pub(super) epochs: EpochTally,
 }
 
 /// Settles a complete batch of run `run`, given the best child before it.
-pub(super) fn settle(run: &str, batch: ReadyBatch<Received>, mut best: Option<Best>, applied_ms: u64) -> Settled {
+/// Children were planned to train `planned_epochs` epochs each.
+///
+/// A child that early stopping ended (status `stopped`) is rewarded like
+/// any other: its reward (the reward rule over the epochs it trained) goes
+/// to the strategy, and it may be the best child.
+pub(super) fn settle(
+    run: &str,
+    batch: ReadyBatch<Received>,
+    mut best: Option<Best>,
+    applied_ms: u64,
+    planned_epochs: usize,
+) -> Settled {
     let mut s = Settled {
         batch: batch.index,
         feedback: Vec::new(),
@@ -151,6 +202,7 @@ pub(super) fn settle(run: &str, batch: ReadyBatch<Received>, mut best: Option<Be
         acks: Vec::with_capacity(batch.jobs.len()),
         failed: 0,
         best: None,
+        epochs: EpochTally::default(),
     };
     for done in batch.jobs {
         let (job, received) = (done.job, done.outcome);
@@ -172,6 +224,7 @@ pub(super) fn settle(run: &str, batch: ReadyBatch<Received>, mut best: Option<Be
             applied_ms,
             reason: None,
             detail: None,
+            stopped_at: None,
         };
         match received.outcome {
             Outcome::Rewarded(r) => {
@@ -185,7 +238,9 @@ pub(super) fn settle(run: &str, batch: ReadyBatch<Received>, mut best: Option<Be
                 if better {
                     best = Some(Best { job_id: id, reward, arch: job.arch, policy_version: job.policy_version });
                 }
-                line.status = "ok".into();
+                s.epochs.add(&r, planned_epochs);
+                line.status = r.status().into();
+                line.stopped_at = r.stopped_at;
                 line.reward = Some(reward);
                 // Non-finite metrics become null again, as the worker sent them.
                 line.metrics = serde_json::to_value(&r.metrics).unwrap_or(serde_json::Value::Null);
@@ -230,6 +285,7 @@ mod tests {
             started_ms: 10,
             finished_ms: 20,
             note: None,
+            stopped_at: None,
         }
     }
 
@@ -354,7 +410,7 @@ mod tests {
         let invalid = Outcome::Invalid { detail: "reward 5 is outside [0, 1]".into() };
         let mut ok = result("r-000003", 0.75);
         ok.note = Some("a note".into());
-        let s = settle("r", batch(vec![Outcome::Rewarded(result("r-000000", 0.25)), dead(), invalid, Outcome::Rewarded(ok)]), None, 99);
+        let s = settle("r", batch(vec![Outcome::Rewarded(result("r-000000", 0.25)), dead(), invalid, Outcome::Rewarded(ok)]), None, 99, 1);
         assert_eq!(s.batch, 0);
         assert_eq!(s.feedback, vec![Feedback { actions: vec![0], reward: 0.25 }, Feedback { actions: vec![3], reward: 0.75 }]);
         assert_eq!(s.rewarded, vec![("r-000000".to_owned(), 0.25), ("r-000003".to_owned(), 0.75)]);
@@ -383,7 +439,7 @@ mod tests {
     #[test]
     fn a_batch_that_all_failed_gives_no_feedback_and_keeps_the_best() {
         let before = Best { job_id: "r-000000".into(), reward: 0.5, arch: serde_json::Value::Null, policy_version: 0 };
-        let s = settle("r", batch(vec![dead(), Outcome::Invalid { detail: "x".into() }]), Some(before.clone()), 1);
+        let s = settle("r", batch(vec![dead(), Outcome::Invalid { detail: "x".into() }]), Some(before.clone()), 1, 1);
         assert!(s.feedback.is_empty() && s.rewarded.is_empty());
         assert_eq!((s.failed, s.lines.len(), s.acks.len()), (2, 2, 2));
         assert_eq!(s.best, Some(before));
@@ -392,15 +448,15 @@ mod tests {
     #[test]
     fn the_best_child_changes_only_for_a_strictly_better_reward() {
         let before = Best { job_id: "old".into(), reward: 0.5, arch: serde_json::Value::Null, policy_version: 0 };
-        let tie = settle("r", batch(vec![Outcome::Rewarded(result("r-000000", 0.5))]), Some(before.clone()), 1);
+        let tie = settle("r", batch(vec![Outcome::Rewarded(result("r-000000", 0.5))]), Some(before.clone()), 1, 1);
         assert_eq!(tie.best, Some(before.clone()));
-        let s = settle("r", batch(vec![Outcome::Rewarded(result("r-000000", 0.6)), Outcome::Rewarded(result("r-000001", 0.6))]), Some(before), 1);
+        let s = settle("r", batch(vec![Outcome::Rewarded(result("r-000000", 0.6)), Outcome::Rewarded(result("r-000001", 0.6))]), Some(before), 1, 1);
         assert_eq!(s.best.map(|b| b.job_id), Some("r-000000".into()), "the first of equals wins");
     }
 
     #[test]
     fn the_tally_counts_applied_children() {
-        let t = Tally { rewarded: 3, failed: 2, best: None };
+        let t = Tally { rewarded: 3, failed: 2, best: None, ..Tally::default() };
         assert_eq!(t.applied(), 5);
     }
 }
