@@ -285,6 +285,7 @@ impl Trainer for TableTrainer {
             note: Some(format!(
                 "table lookup: {objective} = {value} (test-set accuracy measured by the table's authors, not trained here)"
             )),
+            stopped_at: None,
         })
     }
 }
