@@ -298,7 +298,7 @@ impl<Q: JobQueue> Worker<Q> {
         let mut reply = self.trainer.submit(job.clone(), shared.clone(), ckpt.clone(), hook)?;
         // The rung question being answered: the queue call and where the
         // answer goes. One at a time (the trainer waits for its answer).
-        let mut rung: Option<(JoinHandle<std::result::Result<Option<RungReply>, QueueError>>, RungAsk)> = None;
+        let mut rung: Option<(RungTask, RungAsk)> = None;
         let period = self.opts.settings.heartbeat;
         // A first heartbeat at once puts the job in this worker's state.
         let mut hb = Some(self.spawn_heartbeat(&lease, &job, &shared, started_ms));
@@ -595,12 +595,7 @@ impl<Q: JobQueue> Worker<Q> {
     /// Asks the queue for the decision at a rung, retrying through outages
     /// (the call is idempotent: keyed by (job, epoch)). `Ok(None)`: shutting
     /// down and the queue did not answer within the grace.
-    fn spawn_rung(
-        &self,
-        lease: &Lease,
-        ask: &RungAsk,
-        rule: RungRule,
-    ) -> JoinHandle<std::result::Result<Option<RungReply>, QueueError>> {
+    fn spawn_rung(&self, lease: &Lease, ask: &RungAsk, rule: RungRule) -> RungTask {
         let (q, c, l) = (self.queue.clone(), self.opts.consumer.clone(), lease.clone());
         let (epoch, value) = (ask.epoch, ask.value);
         let shutdown: Shutdown = self.shutdown.clone();
@@ -680,6 +675,10 @@ async fn join_some<T>(h: &mut Option<JoinHandle<T>>) -> std::result::Result<T, t
         None => std::future::pending().await,
     }
 }
+
+/// A rung question's queue call: the reply, or `None` when shutting down
+/// without one.
+type RungTask = JoinHandle<std::result::Result<Option<RungReply>, QueueError>>;
 
 /// Awaits the rung task if there is one; pends forever otherwise.
 async fn join_rung<T>(
