@@ -259,3 +259,51 @@ pub fn render_text(r: &StatusReport) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(c: ControllerState) -> StatusReport {
+        StatusReport {
+            run: "r".into(),
+            depth: 0,
+            in_flight_total: 0,
+            in_flight: vec![],
+            workers: vec![],
+            dead_total: 0,
+            dead_letters: vec![],
+            results: 0,
+            outcomes: 0,
+            enqueued: 0,
+            controller: Some(c),
+            eta_seconds: None,
+        }
+    }
+
+    #[test]
+    fn status_reports_the_epochs_early_stopping_saved() {
+        let c = ControllerState {
+            state: "running".into(),
+            rewarded: 12,
+            applied: 12,
+            stopped: 5,
+            epochs_trained: 48,
+            epochs_saved: 31,
+            train_seconds: 96.0,
+            ..ControllerState::default()
+        };
+        let text = render_text(&report(c.clone()));
+        assert!(
+            text.contains("early stopping: 5 of 12 rewarded children stopped, 31 of 79 planned epochs saved (39%)"),
+            "{text}"
+        );
+        // 31 epochs at 2 s each.
+        assert!(text.contains("0.02 device-hours at 2.0 s/epoch"), "{text}");
+        let json = serde_json::to_value(report(c)).unwrap();
+        assert_eq!(json["controller"]["epochs_saved"], 31);
+        // Nothing stopped: no line.
+        let none = render_text(&report(ControllerState { stopped: 0, ..ControllerState::default() }));
+        assert!(!none.contains("early stopping"), "{none}");
+    }
+}
