@@ -268,6 +268,20 @@ mod tests {
     }
 
     #[test]
+    fn a_jobs_early_stopping_is_checked_against_its_recipe() {
+        let mut s = spec(cnn(vec![layer(8)]));
+        let ok = validate_job_and_rule("r-000001", "r", &s.to_string(), &FleetSettings::default()).unwrap();
+        assert!(!ok.1.enabled(), "a job without the section has early stopping off");
+        s["early_stop"] = json!({"rule": "asha", "min_epochs": 1, "eta": 3});
+        let (_, rule) = validate_job_and_rule("r-000001", "r", &s.to_string(), &FleetSettings::default()).unwrap();
+        assert_eq!(rule.rungs(2), vec![1]);
+        s["early_stop"] = json!({"rule": "asha", "min_epochs": 2, "eta": 3});
+        let r = check(&s.to_string()).unwrap_err();
+        assert_eq!(r.reason, reasons::INVALID_RECIPE);
+        assert!(r.detail.contains("early_stop.min_epochs"), "{}", r.detail);
+    }
+
+    #[test]
     fn a_search_job_may_not_score_the_test_set() {
         let mut train = TrainConfig { epochs: 2, ..TrainConfig::default() };
         train.lm.evaluate_test = true;
