@@ -21,9 +21,12 @@ leaves), and the script reads its run directory:
 Prints one JSON object per run and per final training (machine-readable),
 then a Markdown table; `--out FILE` also writes the JSON lines there.
 
-    eval "$(scripts/setup.sh)" && cargo build --release -p nasfleet
-    target/release/nasfleet data fetch fashion-mnist
-    python3 scripts/bench/early_stop.py --seeds 0 1 2 --budget 420
+    eval "$(scripts/setup.sh)" && cargo build -p nasfleet
+    target/debug/nasfleet data fetch fashion-mnist
+    python3 scripts/bench/early_stop.py --binary target/debug/nasfleet --seeds 0 1 2 --budget 420
+
+(the numbers in config/early-stop-bench.md came from this debug build; the
+default --binary is the release build, target/release/nasfleet.)
 """
 
 import argparse
