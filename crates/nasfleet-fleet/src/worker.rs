@@ -360,7 +360,13 @@ impl<Q: JobQueue> Worker<Q> {
                         // Shutting down and the queue did not answer: the
                         // stop flag ends the child; whoever resumes it asks again.
                         Ok(Ok(None)) => RungDecision::Continue,
-                        Ok(Err(e)) => return Err(e.into()),
+                        Ok(Err(e)) => {
+                            // No retry can fix it (a refused permission, a
+                            // missing library): the loop ends; the trainer
+                            // must not train on for nobody.
+                            shared.request_stop();
+                            return Err(e.into());
+                        }
                         Err(e) => {
                             warn!(error = %e, "rung task failed; the child goes on and asks again when resumed");
                             RungDecision::Continue
