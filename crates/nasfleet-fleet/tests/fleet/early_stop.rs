@@ -8,7 +8,8 @@
 //!   that children reach each rung in issue order and the decisions are
 //!   those of an uninterrupted in-process run: a worker killed (kill -9),
 //!   preempted (SIGTERM) or stopped past its lease (SIGSTOP) right after a
-//!   `stop` was recorded at a rung and before acting on it. Each ends like
+//!   `stop` was recorded at a rung and before acting on it; and a rung
+//!   call whose reply is lost, retried. Each ends like
 //!   the uninterrupted run (history, updates, strategy state) with exactly
 //!   one outcome per job, and the queue's rung hashes hold exactly one
 //!   decision per (child, rung) that agrees with the history.
@@ -234,6 +235,96 @@ async fn a_stale_worker_past_its_lease_at_a_rung_changes_nothing() {
     assert_eq!(r.stopped_early, 0, "the stale worker's stopped child is not the outcome: {r:?}");
     assert_eq!(r.aborted + r.duplicates + r.lease_lost, 1, "{r:?}");
     drop(b);
+    assert_decisions_agree(&sc).await;
+    sc.assert_like_reference(8).await;
+}
+
+/// A queue whose first `lose` rung calls are applied but answer with an
+/// error, as a reply lost on the network would.
+#[derive(Clone)]
+struct LoseRungReplies<Q> {
+    inner: Q,
+    lose: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+mod delegate {
+    use super::LoseRungReplies;
+    use nasfleet_queue::{
+        Completion, Consumer, EnqueueOutcome, JobQueue, Lease, QueueError, QueueStatus, ResultEvent, RunLifecycle,
+        RungReply, RungRule,
+    };
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    type R<T> = nasfleet_queue::Result<T>;
+
+    impl<Q: JobQueue> JobQueue for LoseRungReplies<Q> {
+        async fn enqueue(&self, j: &str, p: &str) -> R<EnqueueOutcome> {
+            self.inner.enqueue(j, p).await
+        }
+        async fn fetch(&self, c: &Consumer, b: Duration) -> R<Option<Lease>> {
+            self.inner.fetch(c, b).await
+        }
+        async fn heartbeat(&self, c: &Consumer, l: &Lease, p: &str) -> R<bool> {
+            self.inner.heartbeat(c, l, p).await
+        }
+        async fn worker_alive(&self, c: &Consumer) -> R<()> {
+            self.inner.worker_alive(c).await
+        }
+        async fn complete(&self, c: &Consumer, l: &Lease, r: &str) -> R<Completion> {
+            self.inner.complete(c, l, r).await
+        }
+        async fn release(&self, c: &Consumer, l: &Lease) -> R<bool> {
+            self.inner.release(c, l).await
+        }
+        async fn abandon(&self, c: &Consumer, l: &Lease) -> R<bool> {
+            self.inner.abandon(c, l).await
+        }
+        async fn dead_letter(&self, c: &Consumer, l: &Lease, r: &str, e: &str) -> R<Completion> {
+            self.inner.dead_letter(c, l, r, e).await
+        }
+        async fn read_results(&self, c: &Consumer, m: usize, b: Duration) -> R<Vec<ResultEvent>> {
+            self.inner.read_results(c, m, b).await
+        }
+        async fn ack_results(&self, ids: &[String]) -> R<u64> {
+            self.inner.ack_results(ids).await
+        }
+        async fn status(&self, limit: usize) -> R<QueueStatus> {
+            self.inner.status(limit).await
+        }
+        async fn is_finished(&self, j: &str) -> R<bool> {
+            self.inner.is_finished(j).await
+        }
+        async fn lifecycle(&self) -> R<RunLifecycle> {
+            self.inner.lifecycle().await
+        }
+        async fn set_lifecycle(&self, s: RunLifecycle) -> R<()> {
+            self.inner.set_lifecycle(s).await
+        }
+        async fn record_rung(&self, c: &Consumer, l: &Lease, e: u32, v: f64, rule: RungRule) -> R<RungReply> {
+            let reply = self.inner.record_rung(c, l, e, v, rule).await?;
+            let lost = self.lose.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+            if lost {
+                return Err(QueueError::Task("rung reply lost (test)".into()));
+            }
+            Ok(reply)
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rung_reply_lost_on_the_way_is_retried_without_a_second_decision() {
+    let sc = Scenario::start("fleet-early-stop-lost-reply", stopping_config(8, 1, 1)).await;
+    let ctrl = sc.controller();
+    let lose = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(4));
+    let q = LoseRungReplies { inner: sc.connect().await, lose: lose.clone() };
+    let w = sc.worker_on(q, "w", 10, None);
+    ctrl.finish(120).await;
+    let r = w.stop().await;
+    // The first question's reply was lost four times in a row (retries
+    // included); the fifth call was answered from the record.
+    assert_eq!(lose.load(std::sync::atomic::Ordering::SeqCst), 0, "four replies were lost");
+    assert!(r.rung_repeats >= 1, "the retry was answered from the record: {r:?}");
     assert_decisions_agree(&sc).await;
     sc.assert_like_reference(8).await;
 }
