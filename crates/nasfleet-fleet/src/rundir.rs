@@ -81,6 +81,18 @@ pub struct Checkpoint {
     /// checkpoints written before requeue existed.
     #[serde(default)]
     pub dead: Vec<Outstanding>,
+    /// Rewarded children that early stopping ended (absent before it existed).
+    #[serde(default)]
+    pub stopped: u64,
+    /// Epochs trained by rewarded children.
+    #[serde(default)]
+    pub epochs_trained: u64,
+    /// Epochs early stopping saved: planned − trained over stopped children.
+    #[serde(default)]
+    pub epochs_saved: u64,
+    /// Training time of rewarded children as their workers reported it, ms.
+    #[serde(default)]
+    pub train_ms: u64,
 }
 
 /// An issued job whose batch is not applied yet.
@@ -120,7 +132,8 @@ pub struct HistoryLine {
     pub seq: u64,
     /// The batch it was applied in.
     pub batch: u64,
-    /// `ok`, `dead` (dead-lettered) or `invalid` (the result failed validation).
+    /// `ok`, `stopped` (rewarded; early stopping ended it, see `stopped_at`),
+    /// `dead` (dead-lettered) or `invalid` (the result failed validation).
     pub status: String,
     /// Reward (`ok` only).
     pub reward: Option<f64>,
@@ -155,6 +168,10 @@ pub struct HistoryLine {
     /// CNN and NB201 spaces): what `pareto.json` plots accuracy against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<nasfleet_core::cost::ArchCost>,
+    /// Status `stopped`: early stopping ended the child after this epoch
+    /// (counted from 1); its reward is the reward rule over those epochs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<usize>,
 }
 
 /// One line of `updates.jsonl`.

@@ -286,6 +286,7 @@ impl Trainer for TableTrainer {
                 "table lookup: {objective} = {value} (test-set accuracy measured by the table's authors, not trained here)"
             )),
             cost: Some(nb201_cost(&arch)),
+            stopped_at: None,
         })
     }
 }

@@ -19,7 +19,7 @@
 -- Bump VERSION whenever a reply shape or a key layout changes: clients refuse
 -- to work against a library whose version differs from theirs.
 
-local VERSION = '2'
+local VERSION = '3'
 local GROUP = 'workers'
 local RESULTS_GROUP = 'controller'
 local MAX_DELIVERIES_REASON = 'max_deliveries'
@@ -492,6 +492,83 @@ local function version(keys, args)
   return VERSION
 end
 
+---------------------------------------------------------------------------
+-- Early stopping (rungs)
+---------------------------------------------------------------------------
+
+-- The decision at a rung: a line-for-line mirror of
+-- nasfleet_util::rung::decide (crates/nasfleet-util/src/rung.rs); the queue
+-- conformance suite runs the same cases against this and the memory backend.
+-- `value` and `peers` are finite doubles (the client maps NaN to the most
+-- negative one), so comparisons, the sort and the one mean agree bit for bit.
+local function rung_decide(kind, eta, min_peers, value, peers)
+  if min_peers < 1 then min_peers = 1 end
+  if #peers < min_peers then return 'continue' end
+  if kind == 'median' then
+    table.sort(peers)
+    local n = #peers
+    local median
+    if n % 2 == 1 then
+      median = peers[(n + 1) / 2]
+    else
+      median = (peers[n / 2] + peers[n / 2 + 1]) / 2
+    end
+    if value < median then return 'stop' end
+    return 'continue'
+  end
+  -- asha
+  if eta < 2 then eta = 2 end
+  local n = #peers + 1
+  local better = 0
+  for _, p in ipairs(peers) do
+    if p > value then better = better + 1 end
+  end
+  local keep = math.floor(n / eta)
+  if keep < 1 then keep = 1 end
+  if better < keep then return 'continue' end
+  return 'stop'
+end
+
+-- KEYS: jobs, outcome, rung (nasfleet:{run}:rung:<epoch>, a hash
+--       job -> '<decision> <value> <peers>')
+-- ARGV: consumer, entry, job, value, rule ('median' | 'asha'), eta, min_peers
+-- -> {'decided', decision, value, peers, first (1 | 0)} | {'lost'} | {'finished'}
+--
+-- Records a child's score at a rung and decides, once per (job, rung): a
+-- repeated call (a resumed child, a retry after a lost reply) returns the
+-- recorded decision. Ownership is checked as complete() checks it, so a
+-- stale worker whose lease was taken over records nothing. Does not touch
+-- the lease (heartbeats do).
+local function rung(keys, args)
+  local k = { jobs = keys[1], outcome = keys[2] }
+  local rung_key = keys[3]
+  local consumer, id, job = args[1], args[2], args[3]
+  local value, kind = tonumber(args[4]), args[5]
+  local eta, min_peers = tonumber(args[6]), tonumber(args[7])
+  if value == nil or (kind ~= 'median' and kind ~= 'asha') or eta == nil or min_peers == nil then
+    return redis.error_reply('NASFLEET bad rung arguments')
+  end
+  local status = terminal_checks(k, consumer, id, job)
+  if status == 'mismatch' then return mismatch_reply(id, job) end
+  if status == 'already' or status == 'duplicate' then return { 'finished' } end
+  if status ~= 'ok' then return { 'lost' } end
+  local existing = redis.call('HGET', rung_key, job)
+  if existing then
+    local d, v, n = string.match(existing, '^(%S+) (%S+) (%S+)$')
+    return { 'decided', d, v, n, 0 }
+  end
+  local peers = {}
+  for _, rec in ipairs(redis.call('HVALS', rung_key)) do
+    local _, v = string.match(rec, '^(%S+) (%S+) ')
+    local x = tonumber(v)
+    if x ~= nil then peers[#peers + 1] = x end
+  end
+  local n = #peers
+  local d = rung_decide(kind, eta, min_peers, value, peers)
+  redis.call('HSET', rung_key, job, d .. ' ' .. args[4] .. ' ' .. n)
+  return { 'decided', d, args[4], tostring(n), 1 }
+end
+
 redis.register_function{ function_name = 'nasfleet_version', callback = version,
                          flags = { 'no-writes', 'allow-stale' } }
 redis.register_function{ function_name = 'nasfleet_status', callback = status, flags = { 'no-writes' } }
@@ -507,3 +584,4 @@ redis.register_function('nasfleet_worker_complete', complete)
 redis.register_function('nasfleet_worker_dead_letter', dead_letter)
 redis.register_function('nasfleet_worker_release', release)
 redis.register_function('nasfleet_worker_abandon', abandon)
+redis.register_function('nasfleet_worker_rung', rung)

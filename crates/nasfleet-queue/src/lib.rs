@@ -90,6 +90,16 @@
 //!    `host-<uuid>`; consumers are never deleted.
 //! 8. **Redis 7.0 commands only**: XAUTOCLAIM, XCLAIM, XPENDING, functions.
 //!
+//! # Early stopping
+//!
+//! [`JobQueue::record_rung`] records a leased child's score at a rung and
+//! returns the decision of [`RungRule`] against the scores other children
+//! recorded there before (`nasfleet_util::rung::decide`, mirrored by
+//! `rung_decide` in the Lua), in one atomic step keyed by (job, epoch): a
+//! repeated call returns the recorded decision. On Redis, one hash per rung,
+//! `nasfleet:{run}:rung:<epoch>`, written only by `nasfleet_worker_rung`,
+//! which checks the lease exactly as `complete` does.
+//!
 //! Results are at-least-once toward the controller: a restarted controller's
 //! first [`JobQueue::read_results`] calls re-claim every unacknowledged event
 //! of the `controller` group (whatever consumer name read it), so it must
@@ -120,3 +130,4 @@ pub use types::{
     MAX_ERROR_TEXT_LEN, MAX_JOB_ID_LEN, MAX_LEASE, MAX_PROGRESS_LEN, MAX_READ, MAX_REASON_LEN,
     REASON_MAX_DELIVERIES,
 };
+pub use types::{RungDecision, RungRecord, RungReply, RungRule, MAX_RUNG_EPOCH};

@@ -27,6 +27,8 @@ use crate::types::{
     JobOutcome, Lease, QueueConfig, QueueStatus, Requeued, ResultEvent, RunLifecycle, WorkerState, MAX_ERROR_TEXT_LEN,
     REASON_MAX_DELIVERIES,
 };
+use crate::types::{check_rung_epoch, rung_value, RungDecision, RungRecord, RungReply, RungRule};
+use nasfleet_util::rung::decide;
 
 /// A millisecond clock for leases and worker TTLs. Must never go backwards.
 pub trait Clock: Send + Sync + 'static {
@@ -121,6 +123,17 @@ struct State {
     dead: Vec<(u64, DeadLetter)>,
     workers: HashMap<String, WorkerRecord>,
     lifecycle: Option<RunLifecycle>,
+    /// Early stopping: rung epoch → job → its record (the `rung:<epoch>`
+    /// hashes of the Redis backend).
+    rungs: HashMap<u32, HashMap<String, StoredRung>>,
+}
+
+/// One child's entry at a rung.
+#[derive(Clone, Copy)]
+struct StoredRung {
+    decision: RungDecision,
+    value: f64,
+    peers: u64,
 }
 
 struct JobEntry {
@@ -800,6 +813,49 @@ impl JobQueue for MemoryQueue {
         drop(st);
         self.inner.jobs_ready.notify_waiters();
         Ok(answers)
+    }
+
+    async fn record_rung(
+        &self,
+        consumer: &Consumer,
+        lease: &Lease,
+        epoch: u32,
+        value: f64,
+        rule: RungRule,
+    ) -> Result<RungReply> {
+        check_rung_epoch(epoch)?;
+        let mut st = self.lock();
+        // The checks of complete(), in the same order as the Lua.
+        match Self::terminal_checks(&st, consumer, lease)? {
+            Terminal::Done(Completion::AlreadyRecorded | Completion::Duplicate) => {
+                return Ok(RungReply::Finished)
+            }
+            Terminal::Done(_) => return Ok(RungReply::LeaseLost),
+            Terminal::Go { .. } => {}
+        }
+        let rung = st.rungs.entry(epoch).or_default();
+        if let Some(r) = rung.get(&lease.job_id) {
+            return Ok(RungReply::Decided(RungRecord {
+                decision: r.decision,
+                value: r.value,
+                peers: r.peers,
+                first: false,
+            }));
+        }
+        let value = rung_value(value);
+        let peers: Vec<f64> = rung.values().map(|r| r.value).collect();
+        let stored = StoredRung {
+            decision: decide(rule, value, &peers),
+            value,
+            peers: peers.len() as u64,
+        };
+        rung.insert(lease.job_id.clone(), stored);
+        Ok(RungReply::Decided(RungRecord {
+            decision: stored.decision,
+            value,
+            peers: stored.peers,
+            first: true,
+        }))
     }
 
     async fn status(&self, limit: usize) -> Result<QueueStatus> {

@@ -7,6 +7,7 @@ use crate::error::Result;
 use crate::memory::MemoryQueue;
 use crate::redis_queue::RedisQueue;
 use crate::types::{Completion, Consumer, EnqueueOutcome, Lease, QueueStatus, Requeued, ResultEvent, RunLifecycle};
+use crate::types::{RungReply, RungRule};
 
 /// A durable job queue with leases, as seen by the controller and the workers.
 ///
@@ -171,6 +172,27 @@ pub trait JobQueue: Clone + Send + Sync + 'static {
     /// result event stays in the results stream: the controller already
     /// applied it, and takes the job's new result as a *late* child.
     fn requeue(&self, job_ids: &[String]) -> impl Future<Output = Result<Vec<Requeued>>> + Send;
+    // --- Early stopping -------------------------------------------------
+
+    /// Worker, at the end of an epoch that is a rung: records the child's
+    /// score `value` (higher is better) at rung `epoch` and returns the
+    /// decision `rule` takes against the scores other children recorded at
+    /// that rung before ([`nasfleet_util::rung::decide`]), in one atomic
+    /// step. Keyed by (job, epoch): a repeated call — a resumed child, a
+    /// retried call after a lost reply — gets the decision recorded the
+    /// first time (with `first: false`), whatever its `value`, so a rung
+    /// decides once per child. Same ownership rule as
+    /// [`heartbeat`](JobQueue::heartbeat): a consumer that lost the lease
+    /// gets [`RungReply::LeaseLost`] and nothing is recorded; a finished job
+    /// gets [`RungReply::Finished`]. Does not extend the lease.
+    fn record_rung(
+        &self,
+        consumer: &Consumer,
+        lease: &Lease,
+        epoch: u32,
+        value: f64,
+        rule: RungRule,
+    ) -> impl Future<Output = Result<RungReply>> + Send;
 }
 
 /// A backend chosen at run time (embedded single-machine mode or Redis),
@@ -284,5 +306,16 @@ impl JobQueue for AnyQueue {
 
     async fn requeue(&self, job_ids: &[String]) -> Result<Vec<Requeued>> {
         dispatch!(self, q => q.requeue(job_ids))
+    }
+
+    async fn record_rung(
+        &self,
+        consumer: &Consumer,
+        lease: &Lease,
+        epoch: u32,
+        value: f64,
+        rule: RungRule,
+    ) -> Result<RungReply> {
+        dispatch!(self, q => q.record_rung(consumer, lease, epoch, value, rule))
     }
 }

@@ -358,6 +358,10 @@ fn print_summary(s: &ControllerSummary, resume_hint: &str) {
         }
         None => println!("no child finished with a reward"),
     }
+    println!("epochs trained: {}", s.state.epochs_trained);
+    if let Some(line) = nasfleet_fleet::status::early_stop_line(&s.state) {
+        println!("{line}");
+    }
     println!("run directory: {}", s.run_dir.display());
 }
 

@@ -339,6 +339,7 @@ impl<Q: JobQueue> Controller<Q> {
         let before = self.tally.best.clone();
         for late in std::mem::take(&mut self.late) {
             let Some(job) = self.tally.dead.remove(&late.seq) else { continue };
+            self.tally.epochs.add(&late.result, self.cfg.train.epochs);
             let (line, best) = settle_late(&self.opts.run, job, late.seq / m, late.by, late.result, self.tally.best.take(), applied_ms);
             self.tally.best = best;
             self.tally.rewarded += 1;
@@ -369,7 +370,7 @@ impl<Q: JobQueue> Controller<Q> {
     /// completes it).
     async fn apply(&mut self, batch: ReadyBatch<Received>) -> Result<bool> {
         let step = batch.index + 1;
-        let settled = settle(&self.opts.run, batch, self.tally.best.clone(), now_ms());
+        let settled = settle(&self.opts.run, batch, self.tally.best.clone(), now_ms(), self.cfg.train.epochs);
         let b = settled.batch;
         let stats = if settled.feedback.is_empty() {
             warn!(batch = b, "every job of the batch failed: no update");
@@ -382,6 +383,7 @@ impl<Q: JobQueue> Controller<Q> {
         };
         self.tally.failed += settled.failed;
         self.tally.dead.extend(settled.dead.into_iter().map(|o| (o.seq, o)));
+        self.tally.epochs.merge(settled.epochs);
         self.probe(Point::Updated { step });
         self.log.history.append(&settled.lines)?;
         if self.pareto.add(&settled.lines) {
@@ -456,6 +458,7 @@ impl<Q: JobQueue> Controller<Q> {
             train: self.cfg.train.clone(),
             reward: self.cfg.reward.clone(),
             seed: child_seed(self.cfg.search.seed, o.seq),
+            early_stop: self.cfg.early_stop.clone(),
         };
         serde_json::to_string(&spec).map_err(|e| FleetError::Thread(format!("cannot serialise a job: {e}")))
     }
@@ -501,6 +504,10 @@ impl<Q: JobQueue> Controller<Q> {
             best_arch: best.map(|b| b.arch.clone()),
             updated_ms: now_ms(),
             children_per_hour: self.rate.lock().unwrap_or_else(|p| p.into_inner()).record(self.tally.applied()),
+            stopped: self.tally.epochs.stopped,
+            epochs_trained: self.tally.epochs.trained,
+            epochs_saved: self.tally.epochs.saved,
+            train_seconds: self.tally.epochs.train_ms as f64 / 1000.0,
         }
     }
 

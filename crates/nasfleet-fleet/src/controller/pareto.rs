@@ -6,8 +6,9 @@
 //! `last_k` validation accuracies, before the power and any cost rule — so
 //! a multi-objective run's front is comparable with an unconstrained one's.
 //! The cost is the one the child's worker counted for the job's dataset
-//! (`JobResult::cost`); children without one (recurrent cells) are left
-//! out. Only the fronts are kept: the front of a set is the front of its
+//! (`JobResult::cost`); children without one (recurrent cells), and
+//! children early stopping ended (their accuracy is of fewer epochs), are
+//! left out. Only the fronts are kept: the front of a set is the front of its
 //! previous front plus the new children, so memory stays bounded however
 //! long the run. A resumed controller rebuilds them from `history.jsonl`
 //! (already cut back to its checkpoint).
@@ -125,6 +126,7 @@ mod tests {
             detail: None,
             late: false,
             cost: cost.map(|(params, flops)| ArchCost { params, flops }),
+            stopped_at: None,
         }
     }
 

@@ -18,7 +18,7 @@ use nasfleet_queue::JobQueue;
 use tracing::info;
 
 use super::batches::Book;
-use super::outcome::{Received, Tally};
+use super::outcome::{EpochTally, Received, Tally};
 use crate::error::{FleetError, Result};
 use crate::rundir::{files, read_checkpoint, write_atomic, Best, Checkpoint, JsonLines, CHECKPOINT_FORMAT};
 
@@ -161,6 +161,12 @@ fn restore(dir: &Path, ck: Checkpoint, total: u64, m: u64) -> Result<Opened> {
             failed: ck.failed,
             best: ck.best,
             dead: ck.dead.into_iter().map(|o| (o.seq, o)).collect(),
+            epochs: EpochTally {
+                stopped: ck.stopped,
+                trained: ck.epochs_trained,
+                saved: ck.epochs_saved,
+                train_ms: ck.train_ms,
+            },
         },
         log: RunLog {
             history: JsonLines::reopen("history", dir.join(files::HISTORY), ck.history_bytes)?,
@@ -204,6 +210,10 @@ impl Position<'_> {
             best: self.tally.best.clone(),
             finished: self.book.is_finished(),
             dead: self.tally.dead.values().cloned().collect(),
+            stopped: self.tally.epochs.stopped,
+            epochs_trained: self.tally.epochs.trained,
+            epochs_saved: self.tally.epochs.saved,
+            train_ms: self.tally.epochs.train_ms,
         }
     }
 
@@ -232,7 +242,6 @@ mod tests {
     use super::*;
     use crate::controller::outcome::Outcome;
     use crate::rundir::{read_lines, Outstanding};
-    use std::collections::BTreeMap;
     use nasfleet_core::config::StrategyKind;
     use nasfleet_core::strategy::{build_pure_strategy, Feedback};
     use nasfleet_queue::testing::TempDir;
@@ -289,7 +298,7 @@ mod tests {
         for seq in 4..6 {
             o.book.issue(vec![seq as u32], serde_json::Value::Null, 1);
         }
-        o.tally = Tally { rewarded: 2, failed: 0, best: None, dead: BTreeMap::new() };
+        o.tally = Tally { rewarded: 2, failed: 0, best: None, ..Tally::default() };
         o.tally.dead.insert(1, Outstanding { seq: 1, actions: vec![1], arch: serde_json::Value::Null, policy_version: 0 });
         let state = s.checkpoint().unwrap();
         let pos = Position { run: "r", strategy: s.name(), strategy_state: &state, book: &o.book, log: &o.log, tally: &o.tally };

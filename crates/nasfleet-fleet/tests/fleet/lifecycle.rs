@@ -215,6 +215,7 @@ async fn a_child_requeued_before_its_batch_is_applied_joins_the_batch() {
             finished_ms: 2,
             note: None,
             cost: None,
+            stopped_at: None,
         })
         .unwrap()
     };

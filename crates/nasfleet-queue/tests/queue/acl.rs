@@ -117,6 +117,12 @@ async fn each_user_can_do_its_job_and_nothing_else() {
         Completion::Recorded
     );
     let l2 = fetch_now(&worker, &w).await.unwrap();
+    // Early stopping: a rung decision (the rung hash is a worker key).
+    let rung = worker
+        .record_rung(&w, &l2, 1, 0.5, nasfleet_queue::RungRule::Median { min_peers: 1 })
+        .await
+        .unwrap();
+    assert!(matches!(rung, nasfleet_queue::RungReply::Decided(_)), "{rung:?}");
     assert!(worker.release(&w, &l2).await.unwrap());
     let l2 = fetch_now(&worker, &w).await.unwrap();
     assert!(worker.abandon(&w, &l2).await.unwrap());

@@ -7,6 +7,8 @@
 //! * `acl` — the shipped `redis/users.acl.example`, allowed and refused calls.
 //! * `tls` — TLS-only redis-server with throwaway certificates.
 //! * `invariants` — architecture rules stated as absences.
+//! * `rungs` — early-stopping rungs (`record_rung`), both backends, against
+//!   the reference rule.
 //!
 //! Every Redis test starts its own `redis-server` on a free loopback port
 //! (see `nasfleet_queue::testing`).
@@ -18,5 +20,6 @@ mod acl;
 mod conformance;
 mod faults;
 mod invariants;
+mod rungs;
 mod support;
 mod tls;

@@ -363,3 +363,47 @@ fn mixed_precision_trains_on_the_cpu_too() {
     let out = trainer().train(&job(cfg), &mut Ctx::new(None)).unwrap();
     assert!(out.reward > 0.0 && out.metrics.iter().all(|m| m.train_loss.is_finite()));
 }
+
+/// A context answering `stop` at the end of epoch `stop_at` (and logging
+/// every question it was asked, by epochs trained).
+struct Stopper {
+    dir: Option<PathBuf>,
+    stop_at: usize,
+    asked: Vec<usize>,
+}
+
+impl TrainContext for Stopper {
+    fn progress(&mut self, _: &EpochMetrics) {}
+    fn should_stop(&self) -> bool {
+        false
+    }
+    fn checkpoint_dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+    fn epoch_end(&mut self, history: &[EpochMetrics]) -> nasfleet_core::early_stop::RungDecision {
+        self.asked.push(history.len());
+        if history.len() >= self.stop_at {
+            nasfleet_core::early_stop::RungDecision::Stop
+        } else {
+            nasfleet_core::early_stop::RungDecision::Continue
+        }
+    }
+}
+
+#[test]
+fn a_stop_at_a_rung_ends_the_child_with_the_reward_of_its_epochs_and_a_resume_hears_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = job(recipe(5));
+    let mut ctx = Stopper { dir: Some(dir.path().to_path_buf()), stop_at: 2, asked: vec![] };
+    let out = trainer().train(&j, &mut ctx).unwrap();
+    assert_eq!((out.stopped_at, out.metrics.len(), ctx.asked.clone()), (Some(2), 2, vec![1, 2]));
+    let accs: Vec<f64> = out.metrics.iter().map(|m| m.valid_accuracy.unwrap()).collect();
+    assert_eq!(Some(out.reward), j.reward.from_accuracies(&accs), "the reward rule over the epochs trained");
+    // Killed before posting: the next attempt resumes from the checkpoint of
+    // epoch 2, asks about it first, and stops without training on.
+    let mut again = Stopper { dir: Some(dir.path().to_path_buf()), stop_at: 2, asked: vec![] };
+    let resumed = trainer().train(&j, &mut again).unwrap();
+    assert_eq!((resumed.stopped_at, again.asked), (Some(2), vec![2]));
+    assert_eq!(losses(&resumed.metrics), losses(&out.metrics));
+    assert_eq!(resumed.reward, out.reward);
+}
