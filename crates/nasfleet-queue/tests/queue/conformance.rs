@@ -657,28 +657,7 @@ async fn requeue_puts_dead_letters_back_once<H: Harness>(h: &mut H) {
     assert!(q.requeue(&[String::new()]).await.is_err(), "a bad job id is refused");
 }
 
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(&mut crate::support::MemoryHarness::new()).await;
-                }
-            )*
-        }
-        mod redis {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(&mut crate::support::RedisHarness::start()).await;
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+both_backends!(
     enqueue_is_idempotent,
     fetch_then_complete,
     duplicate_completion_is_recorded_once,

@@ -16,6 +16,29 @@
 //! [`MemoryQueue`]: nasfleet_queue::MemoryQueue
 //! [`RedisQueue`]: nasfleet_queue::RedisQueue
 
+/// Runs each generic test `fn name<H: Harness>(h: &mut H)` listed against
+/// both backends: `memory::name` and `redis::name`.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(&mut crate::support::MemoryHarness::new()).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(&mut crate::support::RedisHarness::start()).await;
+                }
+            )*
+        }
+    };
+}
+
 mod acl;
 mod conformance;
 mod faults;

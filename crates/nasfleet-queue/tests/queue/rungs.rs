@@ -132,28 +132,7 @@ async fn a_stale_worker_records_no_decision<H: Harness>(h: &mut H) {
     assert_eq!(q.record_rung(&b, &fresh, 1, 0.9, rule).await.unwrap(), RungReply::Finished);
 }
 
-macro_rules! rungs {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(&mut crate::support::MemoryHarness::new()).await;
-                }
-            )*
-        }
-        mod redis {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(&mut crate::support::RedisHarness::start()).await;
-                }
-            )*
-        }
-    };
-}
-
-rungs!(
+both_backends!(
     decisions_follow_the_reference_rule,
     a_rung_decides_once_per_child,
     a_stale_worker_records_no_decision,
