@@ -65,4 +65,11 @@ ensure_torch() {
 ensure_tool redis-server redis-server
 ensure_tool openssl openssl
 ensure_tool chromium chromium
+# One set-up at a time per cache (two clones or CI jobs starting together
+# would otherwise both build the venv and swap it under each other).
+mkdir -p "$CACHE"
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$CACHE/.setup.lock"
+  flock 9
+fi
 ensure_torch

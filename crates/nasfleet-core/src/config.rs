@@ -10,6 +10,7 @@ pub use crate::config_fleet::FleetConfig;
 pub use crate::config_image::ImageTrainConfig;
 pub use crate::config_lm::{LmOptimizer, LmTrainConfig};
 pub use crate::config_table::TableTrainConfig;
+use crate::early_stop::EarlyStopConfig;
 use crate::error::ConfigError;
 use crate::limits::ArchLimits;
 use crate::reward::RewardConfig;
@@ -251,6 +252,9 @@ pub struct ExperimentConfig {
     pub limits: ArchLimits,
     /// Queue, worker and embedded-mode settings.
     pub fleet: FleetConfig,
+    /// Asynchronous early stopping of hopeless children (`[early_stop]`,
+    /// off by default and in the paper configs).
+    pub early_stop: EarlyStopConfig,
 }
 
 impl ExperimentConfig {
@@ -315,11 +319,12 @@ impl ExperimentConfig {
         }
         if let Some(rule) = self.reward.cost_rule() {
             rule.check().map_err(|m| bad("reward.cost", m))?;
-            if self.search.space != SpaceKind::Nb201 {
+            if !matches!(self.search.space, SpaceKind::Nb201 | SpaceKind::Cnn) {
                 return Err(bad(
                     "reward.cost",
                     format!(
-                        "a cost rule is applied by the nb201 table trainer only so far; the {} space's trainer would ignore it",
+                        "a cost rule needs children with a parameter and FLOP count (the cnn and nb201 spaces); \
+                         the {} space's children have none",
                         self.search.space.name()
                     ),
                 ));
@@ -335,6 +340,13 @@ impl ExperimentConfig {
             return Err(bad("local_search.initial", "must be at least 1".into()));
         }
         self.fleet.check().map_err(|(field, message)| bad(&field, message))?;
+        self.early_stop.check(self.train.epochs).map_err(|(field, message)| bad(&field, message))?;
+        if self.early_stop.enabled() && self.search.space == SpaceKind::Nb201 {
+            return Err(bad(
+                "early_stop.rule",
+                "the nb201 table trainer looks a child up in one step: there is no epoch to stop at".into(),
+            ));
+        }
         self.train.lm.check().map_err(|m| bad("train.lm", m))?;
         self.train.table.check().map_err(|m| bad("train.table", m))?;
         Ok(())

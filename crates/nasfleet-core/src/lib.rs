@@ -19,6 +19,8 @@
 //! - [`limits`]: hard bounds every architecture must satisfy.
 //! - [`reward`]: the paper's rewards and the EMA baseline.
 //! - [`config`]: experiment configuration (TOML, paper defaults).
+//! - [`early_stop`]: asynchronous early stopping (`[early_stop]`): rungs,
+//!   scores, and the median / ASHA decision.
 //! - [`strategy`]: the interface every search strategy implements, with the
 //!   two that need no libtorch (random search, regularised evolution) and a
 //!   synthetic CNN reward to compare them in seconds.
@@ -28,6 +30,7 @@
 pub mod arch;
 pub mod config;
 pub mod draw;
+pub mod early_stop;
 mod config_fleet;
 mod config_image;
 mod config_lm;

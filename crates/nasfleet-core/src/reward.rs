@@ -148,13 +148,20 @@ impl RewardConfig {
     /// cost rule ([`RewardConfig::with_cost`]). `None` when there are none
     /// or a value is not finite / outside [0, 1].
     pub fn from_accuracies(&self, accs: &[f64]) -> Option<f64> {
-        let RewardConfig::Accuracy { last_k, power, .. } = self else { return None };
+        let RewardConfig::Accuracy { power, .. } = self else { return None };
+        Some(self.accuracy_of(accs)?.powf(*power))
+    }
+
+    /// The accuracy an accuracy reward is made of: the best of the last
+    /// `last_k` validation accuracies (before the power and any cost rule;
+    /// what a Pareto front plots). `None` as [`from_accuracies`](Self::from_accuracies).
+    pub fn accuracy_of(&self, accs: &[f64]) -> Option<f64> {
+        let RewardConfig::Accuracy { last_k, .. } = self else { return None };
         if accs.is_empty() || accs.iter().any(|a| !a.is_finite() || *a < 0.0 || *a > 1.0) {
             return None;
         }
         let tail = &accs[accs.len().saturating_sub((*last_k).max(1))..];
-        let best = tail.iter().copied().fold(f64::MIN, f64::max);
-        Some(best.powf(*power))
+        Some(tail.iter().copied().fold(f64::MIN, f64::max))
     }
 
     /// Reward from a validation perplexity. A non-finite or < 1 perplexity

@@ -17,6 +17,8 @@ use thiserror::Error;
 
 use crate::arch::Architecture;
 use crate::config::TrainConfig;
+use crate::cost::ArchCost;
+use crate::early_stop::{EarlyStopConfig, RungDecision};
 use crate::reward::RewardConfig;
 
 /// Version of the [`JobSpec`] payload; a worker refuses another.
@@ -43,6 +45,10 @@ pub struct JobSpec {
     pub reward: RewardConfig,
     /// Seed of this child's training (weights init, data order, augmentation).
     pub seed: u64,
+    /// Early stopping (`[early_stop]`); absent in jobs of older controllers,
+    /// which means off.
+    #[serde(default)]
+    pub early_stop: EarlyStopConfig,
 }
 
 /// Metrics of one finished epoch, reported as progress and kept in history.
@@ -100,6 +106,27 @@ pub struct JobResult {
     /// (e.g. "diverged: loss is NaN at epoch 3").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The child's size (parameters, FLOPs per image) as its trainer counted
+    /// it for the job's dataset, when its space has one (CNN, NB201): what
+    /// the run's Pareto front (`pareto.json`) plots accuracy against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<ArchCost>,
+    /// Status `stopped`: early stopping ended the child after this epoch
+    /// (counted from 1); its reward comes from the epochs it trained. Absent
+    /// for a child that trained every epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<usize>,
+}
+
+impl JobResult {
+    /// `stopped` when early stopping ended the child, else `ok`.
+    pub fn status(&self) -> &'static str {
+        if self.stopped_at.is_some() {
+            "stopped"
+        } else {
+            "ok"
+        }
+    }
 }
 
 /// Reads [`JobResult::metrics`]: serde_json writes a non-finite `f64` as
@@ -152,6 +179,11 @@ pub struct TrainOutcome {
     pub metrics: Vec<EpochMetrics>,
     /// Why the reward is what it is when training did not go normally.
     pub note: Option<String>,
+    /// The child's size, when its space has one ([`JobResult::cost`]).
+    pub cost: Option<ArchCost>,
+    /// Early stopping ended the child after this epoch (see
+    /// [`TrainContext::epoch_end`]); `None` when it trained every epoch.
+    pub stopped_at: Option<usize>,
 }
 
 /// Why a child did not produce a reward. The queue treats the kinds
@@ -183,6 +215,18 @@ pub trait TrainContext {
     fn should_stop(&self) -> bool;
     /// Where to keep per-epoch checkpoints of this job (None: do not).
     fn checkpoint_dir(&self) -> Option<&Path>;
+    /// Called after every finished epoch with every epoch so far (the last
+    /// is the one just finished), after [`progress`](Self::progress) and the
+    /// epoch's checkpoint; and, on a resumed child, once with the epochs of
+    /// its checkpoint before it trains on (the decision recorded for its last
+    /// epoch may not have been acted on before the preemption). On
+    /// [`RungDecision::Stop`] the trainer returns at once with the reward of
+    /// the epochs so far and `stopped_at` set. May block (the worker asks the
+    /// queue). Default: continue (no early stopping).
+    fn epoch_end(&mut self, history: &[EpochMetrics]) -> RungDecision {
+        let _ = history;
+        RungDecision::Continue
+    }
 }
 
 /// A trainer for one or more search spaces.
@@ -233,6 +277,8 @@ mod tests {
             started_ms: 1,
             finished_ms: 2,
             note: Some("diverged".into()),
+            cost: None,
+            stopped_at: None,
         };
         let text = serde_json::to_string(&r).unwrap();
         assert!(text.contains(r#""train_loss":null"#), "{text}");

@@ -75,3 +75,43 @@ fn config_unknown_key_is_named() {
     assert_eq!(d.controller.lr, 0.0006);
     assert_eq!(d.cnn.num_filters, vec![24, 36, 48, 64]);
 }
+
+#[test]
+fn a_cost_rule_needs_a_space_whose_children_have_a_size() {
+    let rule = "[reward]\nkind = \"accuracy\"\n[reward.cost]\nmetric = \"params\"\ntarget = 100000\n";
+    for space in ["cnn", "nb201"] {
+        let text = format!("[search]\nspace = \"{space}\"\n{rule}");
+        let c = ExperimentConfig::from_toml_str(&text, "x.toml").unwrap_or_else(|e| panic!("{space}: {e}"));
+        assert!(c.reward.cost_rule().is_some());
+    }
+    let text = format!("[search]\nspace = \"rnn-cell\"\n{rule}");
+    let e = ExperimentConfig::from_toml_str(&text, "x.toml").unwrap_err().to_string();
+    assert!(e.contains("reward.cost") && e.contains("rnn-cell"), "{e}");
+    let e = ExperimentConfig::from_toml_str(&rule.replace("100000", "-1"), "x.toml").unwrap_err().to_string();
+    assert!(e.contains("reward.cost") && e.contains("target"), "{e}");
+}
+
+#[test]
+fn bad_early_stop_sections_name_the_key() {
+    let load = |section: &str| {
+        let text = format!("[train]\nepochs = 8\n\n[early_stop]\n{section}\n");
+        ExperimentConfig::from_toml_str(&text, "x.toml").map(|_| ()).map_err(|e| e.to_string())
+    };
+    for (section, key) in [
+        ("rule = \"asha\"\neta = 1", "early_stop.eta"),
+        ("rule = \"median\"\nmin_peers = 0", "early_stop.min_peers"),
+        ("rule = \"asha\"\nmin_epochs = 8", "early_stop.min_epochs"),
+        ("rule = \"median\"\nwarmup_epochs = 9", "early_stop.warmup_epochs"),
+        ("rule = \"asha\"\nspeed = 2", "speed"),
+        ("rule = \"sometimes\"", "sometimes"),
+    ] {
+        let e = load(section).unwrap_err();
+        assert!(e.contains(key), "{section:?}: {e}");
+    }
+    assert!(load("rule = \"asha\"\nmin_epochs = 1\neta = 3").is_ok());
+    // The paper configs leave it off.
+    assert!(!ExperimentConfig::default().early_stop.enabled());
+    let nb = "[search]\nspace = \"nb201\"\n\n[train]\ndataset = \"nb201-table\"\n\n[early_stop]\nrule = \"median\"\n";
+    let e = ExperimentConfig::from_toml_str(nb, "nb.toml").unwrap_err().to_string();
+    assert!(e.contains("early_stop.rule"), "{e}");
+}

@@ -109,3 +109,100 @@ fn arb_json() -> impl Strategy<Value = serde_json::Value> {
         ]
     })
 }
+
+mod rung_decisions {
+    //! The early-stopping decision (`early_stop::decide`), which the queue's
+    //! Lua mirrors: properties that pin it down beyond the hand examples.
+    use nasfleet_core::early_stop::{decide, EarlyStopConfig, EarlyStopRule, RungDecision, RungRule};
+    use proptest::prelude::*;
+
+    fn rule() -> impl Strategy<Value = RungRule> {
+        prop_oneof![
+            (1u32..6).prop_map(|min_peers| RungRule::Median { min_peers }),
+            (2u32..6, 1u32..6).prop_map(|(eta, min_peers)| RungRule::Asha { eta, min_peers }),
+        ]
+    }
+
+    fn distinct(values: &[f64]) -> bool {
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        v.windows(2).all(|w| w[0] != w[1])
+    }
+
+    proptest! {
+        #[test]
+        fn the_order_of_the_peers_does_not_matter(r in rule(), v in 0.0f64..1.0, peers in prop::collection::vec(0.0f64..1.0, 0..30), rot in 0usize..30) {
+            let mut other = peers.clone();
+            other.reverse();
+            if !other.is_empty() {
+                let k = rot % other.len();
+                other.rotate_left(k);
+            }
+            prop_assert_eq!(decide(r, v, &peers), decide(r, v, &other));
+        }
+
+        #[test]
+        fn a_better_score_never_fares_worse(r in rule(), a in 0.0f64..1.0, b in 0.0f64..1.0, peers in prop::collection::vec(0.0f64..1.0, 0..30)) {
+            let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+            if decide(r, lo, &peers) == RungDecision::Continue {
+                prop_assert_eq!(decide(r, hi, &peers), RungDecision::Continue);
+            }
+        }
+
+        #[test]
+        fn too_few_peers_always_continue(r in rule(), v in -1.0f64..1.0, peers in prop::collection::vec(0.0f64..1.0, 0..5)) {
+            let min = match r { RungRule::Median { min_peers } | RungRule::Asha { min_peers, .. } => min_peers as usize };
+            if peers.len() < min {
+                prop_assert_eq!(decide(r, v, &peers), RungDecision::Continue);
+            }
+        }
+
+        /// Judged each against all the others, exactly max(1, ⌊n/eta⌋) of n
+        /// distinct children go on: ASHA keeps the top 1/eta.
+        #[test]
+        fn asha_keeps_the_top_fraction(eta in 2u32..6, values in prop::collection::vec(0.0f64..1.0, 2..40)) {
+            prop_assume!(distinct(&values));
+            let rule = RungRule::Asha { eta, min_peers: 1 };
+            let n = values.len();
+            let kept = (0..n)
+                .filter(|&i| {
+                    let peers: Vec<f64> = values.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, v)| *v).collect();
+                    decide(rule, values[i], &peers) == RungDecision::Continue
+                })
+                .count();
+            prop_assert_eq!(kept, (n / eta as usize).max(1));
+        }
+
+        /// Median: the best child always goes on, the worst always stops.
+        #[test]
+        fn the_median_keeps_the_best_and_stops_the_worst(values in prop::collection::vec(0.0f64..1.0, 3..40)) {
+            prop_assume!(distinct(&values));
+            let rule = RungRule::Median { min_peers: 1 };
+            let judge = |i: usize| {
+                let peers: Vec<f64> = values.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, v)| *v).collect();
+                decide(rule, values[i], &peers)
+            };
+            let best = (0..values.len()).max_by(|&a, &b| values[a].total_cmp(&values[b])).unwrap();
+            let worst = (0..values.len()).min_by(|&a, &b| values[a].total_cmp(&values[b])).unwrap();
+            prop_assert_eq!(judge(best), RungDecision::Continue);
+            prop_assert_eq!(judge(worst), RungDecision::Stop);
+        }
+
+        /// Rungs lie strictly inside the training and follow the rule.
+        #[test]
+        fn rungs_follow_the_schedule(epochs in 2usize..60, min_epochs in 1usize..10, eta in 2usize..5, warmup in 1usize..10) {
+            let asha = EarlyStopConfig { rule: EarlyStopRule::Asha, min_epochs, eta, ..EarlyStopConfig::default() };
+            let mut want = Vec::new();
+            let mut r = min_epochs;
+            while r < epochs {
+                want.push(r);
+                r *= eta;
+            }
+            prop_assert_eq!(asha.rungs(epochs), want);
+            let median = EarlyStopConfig { rule: EarlyStopRule::Median, warmup_epochs: warmup, ..EarlyStopConfig::default() };
+            prop_assert_eq!(median.rungs(epochs), (warmup..epochs).collect::<Vec<_>>());
+            prop_assert_eq!(median.check(epochs).is_ok(), warmup < epochs);
+            prop_assert_eq!(asha.check(epochs).is_ok(), min_epochs < epochs);
+        }
+    }
+}

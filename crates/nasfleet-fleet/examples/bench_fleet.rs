@@ -111,6 +111,7 @@ fn payload(run: &str, id: &str) -> String {
         },
         reward: RewardConfig::default(),
         seed: 0,
+        early_stop: Default::default(),
     })
     .expect("serialise a job")
 }

@@ -57,6 +57,18 @@ pub struct ControllerState {
     /// of this controller process); `None` until there is a rate.
     #[serde(default)]
     pub children_per_hour: Option<f64>,
+    /// Rewarded children that early stopping ended (status `stopped`).
+    #[serde(default)]
+    pub stopped: u64,
+    /// Epochs trained by the rewarded children.
+    #[serde(default)]
+    pub epochs_trained: u64,
+    /// Epochs early stopping saved (planned − trained over stopped children).
+    #[serde(default)]
+    pub epochs_saved: u64,
+    /// Training seconds the workers reported for the rewarded children.
+    #[serde(default)]
+    pub train_seconds: f64,
 }
 
 impl ControllerState {
@@ -88,6 +100,10 @@ impl ControllerState {
             ("best_arch", opt(self.best_arch.as_ref().map(|a| a.to_string()))),
             ("updated_ms", self.updated_ms.to_string()),
             ("children_per_hour", opt(self.children_per_hour.map(|r| r.to_string()))),
+            ("stopped", self.stopped.to_string()),
+            ("epochs_trained", self.epochs_trained.to_string()),
+            ("epochs_saved", self.epochs_saved.to_string()),
+            ("train_seconds", self.train_seconds.to_string()),
         ]
     }
 
@@ -121,6 +137,14 @@ impl ControllerState {
             children_per_hour: nonempty("children_per_hour")
                 .map(|v| v.parse().map_err(|_| format!("field children_per_hour is {v:?}, not a number")))
                 .transpose()?,
+            // Absent on a board written before early stopping: 0.
+            stopped: nonempty("stopped").map_or(Ok(0), |_| num("stopped"))?,
+            epochs_trained: nonempty("epochs_trained").map_or(Ok(0), |_| num("epochs_trained"))?,
+            epochs_saved: nonempty("epochs_saved").map_or(Ok(0), |_| num("epochs_saved"))?,
+            train_seconds: nonempty("train_seconds")
+                .map(|v| v.parse().map_err(|_| format!("field train_seconds is {v:?}, not a number")))
+                .transpose()?
+                .unwrap_or(0.0),
         })
     }
 }
@@ -305,6 +329,10 @@ mod tests {
             best_arch: Some(serde_json::json!({"version": 1})),
             updated_ms: 5,
             children_per_hour: Some(120.0),
+            stopped: 2,
+            epochs_trained: 17,
+            epochs_saved: 9,
+            train_seconds: 12.5,
         };
         assert_eq!(s.eta_seconds(), Some(180), "6 children left at 2 a minute");
         let map: HashMap<String, String> = s.to_fields().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
@@ -313,5 +341,12 @@ mod tests {
         assert_eq!(empty.eta_seconds(), None);
         let map: HashMap<String, String> = empty.to_fields().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         assert_eq!(ControllerState::from_fields(&map).unwrap(), empty);
+        // A board written before early stopping existed reads as none of it.
+        let mut old = map.clone();
+        for k in ["stopped", "epochs_trained", "epochs_saved", "train_seconds"] {
+            old.remove(k);
+        }
+        let read = ControllerState::from_fields(&old).unwrap();
+        assert_eq!((read.stopped, read.epochs_saved, read.train_seconds), (0, 0, 0.0));
     }
 }

@@ -9,12 +9,21 @@
 //! epochs done and their metrics) to the job's checkpoint directory, from
 //! which a later attempt resumes. Switches make it crash on chosen jobs or
 //! ignore stop requests.
+//!
+//! Early stopping: after every epoch it asks [`TrainContext::epoch_end`]
+//! (and, resumed, once for its checkpointed epochs); a stopped child's
+//! reward is its last intermediate accuracy (the fake's reward rule is the
+//! identity). `rung_trace` logs each decision it hears and `rung_pause`
+//! holds it right after a stop decision, before acting on it, so that a
+//! fault test can kill, stop or preempt the process exactly there.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nasfleet_core::cost::arch_cost;
+use nasfleet_core::early_stop::RungDecision;
 use nasfleet_core::strategy::SyntheticCnnReward;
 use nasfleet_core::trainer::{EpochMetrics, TrainContext, TrainError, TrainJob, TrainOutcome, Trainer};
 use nasfleet_core::Architecture;
@@ -62,6 +71,14 @@ pub struct FakeTrainerConfig {
     pub ignore_stop: bool,
     /// Appends `<job id> <epoch> <pid>` per finished epoch (shared by processes).
     pub trace: Option<PathBuf>,
+    /// Appends `<job id> <epochs trained> <continue|stop> <pid>` per answer
+    /// of [`TrainContext::epoch_end`] (every epoch; at a non-rung it is
+    /// `continue` without asking the queue; shared by processes).
+    pub rung_trace: Option<PathBuf>,
+    /// Sleeps this long right after a `stop` decision, before acting on it
+    /// (not interruptible by a stop request): the decision is recorded in
+    /// the queue, the child not yet ended.
+    pub rung_pause: Duration,
 }
 
 /// The fake trainer.
@@ -150,6 +167,22 @@ impl FakeTrainer {
         }
     }
 
+    /// Asks the context at the end of an epoch; logs the answer and pauses
+    /// when configured (the trainer cannot tell a rung from another epoch:
+    /// the context decides that; a test knows its rungs).
+    fn epoch_end(&self, job: &str, ctx: &mut dyn TrainContext, history: &[EpochMetrics]) -> RungDecision {
+        let d = ctx.epoch_end(history);
+        if let Some(p) = &self.cfg.rung_trace {
+            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(p) {
+                let _ = writeln!(f, "{job} {} {} {}", history.len(), d.as_str(), std::process::id());
+            }
+        }
+        if d == RungDecision::Stop && !self.cfg.rung_pause.is_zero() {
+            std::thread::sleep(self.cfg.rung_pause);
+        }
+        d
+    }
+
     fn trace(&self, job: &str, epoch: usize) {
         if let Some(p) = &self.cfg.trace {
             if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(p) {
@@ -170,6 +203,17 @@ impl Trainer for FakeTrainer {
             ctx.progress(m);
         }
         let crashes = self.cfg.crash_jobs.iter().any(|j| j == &job.job_id);
+        let stopped = |metrics: Vec<EpochMetrics>| {
+            let last = metrics.last().and_then(|m| m.valid_accuracy).unwrap_or(0.0);
+            Ok(TrainOutcome { reward: last, stopped_at: Some(metrics.len()), metrics, note: None, cost: arch_cost(&job.arch, (1, 28, 28), 10) })
+        };
+        // Resumed: the decision of the last checkpointed epoch may have been
+        // recorded (as a stop) but not acted on.
+        if !ck.metrics.is_empty() && ck.metrics.len() < epochs
+            && self.epoch_end(&job.job_id, ctx, &ck.metrics) == RungDecision::Stop
+        {
+            return stopped(ck.metrics);
+        }
         for epoch in ck.metrics.len()..epochs {
             if self.sleep_step(ctx) {
                 return Err(TrainError::Preempted { epochs_done: epoch });
@@ -189,6 +233,9 @@ impl Trainer for FakeTrainer {
             if crashes {
                 return self.crash(&job.job_id);
             }
+            if self.epoch_end(&job.job_id, ctx, &ck.metrics) == RungDecision::Stop {
+                return stopped(ck.metrics);
+            }
         }
         // A crashing job crashes on every attempt, even one resumed from a
         // checkpoint that left nothing to train.
@@ -199,6 +246,9 @@ impl Trainer for FakeTrainer {
             reward,
             metrics: ck.metrics,
             note: None,
+            // Sized as for Fashion-MNIST (1×28×28, 10 classes).
+            cost: arch_cost(&job.arch, (1, 28, 28), 10),
+            stopped_at: None,
         })
     }
 }

@@ -23,6 +23,9 @@
 //! * [`status`] — the operator's snapshot (`nasfleet controller status`);
 //!   [`board`] — what the controller publishes beside the queue (its state,
 //!   which status reads, and the run's settings, which workers read).
+//! * [`stop`] and [`requeue`] — operator actions on a run
+//!   (`nasfleet controller stop`, `nasfleet controller requeue`: dead
+//!   letters back in the queue; their results arrive as late children).
 //! * [`settings`] — the one resolution of fleet settings (config file, the
 //!   run's published settings, a worker's flags and environment);
 //!   [`shutdown`] — SIGINT/SIGTERM as one value passed down; [`ids`] — job
@@ -48,6 +51,7 @@ pub mod fake;
 pub mod ids;
 pub mod local;
 pub mod preemption;
+pub mod requeue;
 pub mod rundir;
 pub mod settings;
 pub mod shutdown;
@@ -66,6 +70,7 @@ pub use preemption::{signal_or_notice, watch as watch_preemption, Notice, Notice
 pub use settings::{parse_duration, FleetSettings, RunSettings, WorkerOverrides, RUN_SETTINGS_VERSION};
 pub use shutdown::{on_signals, shutdown_pair, Shutdown, ShutdownTrigger};
 pub use status::{collect_status, render_text, StatusReport};
+pub use requeue::{requeue, RequeueReport};
 pub use stop::request_stop;
 pub use trainer_thread::{TrainerSet, TrainerSets};
 pub use validate::{validate_job, Rejection};

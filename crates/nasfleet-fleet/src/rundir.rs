@@ -4,9 +4,12 @@
 //! runs/<run>/
 //!   config.toml      the resolved experiment config (what --resume must match)
 //!   checkpoint.json  the controller's whole state, replaced atomically
-//!   history.jsonl    one line per finished child (ok, dead or invalid), issue order
+//!   history.jsonl    one line per finished child (ok, dead or invalid), issue order;
+//!                    a requeued child's late result is one more line (`late: true`)
 //!   updates.jsonl    one line per applied batch: the strategy's update sequence
 //!   best.json        the best child so far
+//!   pareto.json      the non-dominated children: accuracy vs parameters, vs FLOPs
+//!                    (CNN and NB201 spaces; rewritten when the front changes)
 //! ```
 //!
 //! Replacement is atomic (temp file, fsync, rename, fsync of the directory),
@@ -35,6 +38,8 @@ pub mod files {
     pub const UPDATES: &str = "updates.jsonl";
     /// The best child.
     pub const BEST: &str = "best.json";
+    /// The Pareto fronts: accuracy against parameters and against FLOPs.
+    pub const PARETO: &str = "pareto.json";
 }
 
 /// Version of [`Checkpoint`] written by this build.
@@ -70,6 +75,24 @@ pub struct Checkpoint {
     pub best: Option<Best>,
     /// Every batch is applied: the run is over.
     pub finished: bool,
+    /// Children applied as dead letters, in sequence order: `nasfleet
+    /// controller requeue` may bring one back, and its result is then
+    /// applied as a *late* child (see `controller::outcome`). Absent in
+    /// checkpoints written before requeue existed.
+    #[serde(default)]
+    pub dead: Vec<Outstanding>,
+    /// Rewarded children that early stopping ended (absent before it existed).
+    #[serde(default)]
+    pub stopped: u64,
+    /// Epochs trained by rewarded children.
+    #[serde(default)]
+    pub epochs_trained: u64,
+    /// Epochs early stopping saved: planned − trained over stopped children.
+    #[serde(default)]
+    pub epochs_saved: u64,
+    /// Training time of rewarded children as their workers reported it, ms.
+    #[serde(default)]
+    pub train_ms: u64,
 }
 
 /// An issued job whose batch is not applied yet.
@@ -109,7 +132,8 @@ pub struct HistoryLine {
     pub seq: u64,
     /// The batch it was applied in.
     pub batch: u64,
-    /// `ok`, `dead` (dead-lettered) or `invalid` (the result failed validation).
+    /// `ok`, `stopped` (rewarded; early stopping ended it, see `stopped_at`),
+    /// `dead` (dead-lettered) or `invalid` (the result failed validation).
     pub status: String,
     /// Reward (`ok` only).
     pub reward: Option<f64>,
@@ -133,6 +157,21 @@ pub struct HistoryLine {
     pub reason: Option<String>,
     /// Detail of the reason, or the trainer's note.
     pub detail: Option<String>,
+    /// A late child: dead-lettered, applied as such in `batch`, requeued by
+    /// an operator and rewarded afterwards. Its reward counts for the best
+    /// child and the totals but never reached the strategy (the job's batch
+    /// was applied without it). The job's earlier `dead` line stays: the
+    /// last line of a job id is its final status.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub late: bool,
+    /// The child's size as its worker counted it (`ok` children of the
+    /// CNN and NB201 spaces): what `pareto.json` plots accuracy against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<nasfleet_core::cost::ArchCost>,
+    /// Status `stopped`: early stopping ended the child after this epoch
+    /// (counted from 1); its reward is the reward rule over those epochs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<usize>,
 }
 
 /// One line of `updates.jsonl`.

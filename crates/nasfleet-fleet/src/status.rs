@@ -149,6 +149,28 @@ fn secs(ms: u64) -> String {
     format!("{:.1}s", ms as f64 / 1000.0)
 }
 
+/// `early stopping: 5 of 12 rewarded children stopped, 31 of 79 planned
+/// epochs saved (39%), ≈ 0.02 device-hours at 2.1 s/epoch`; `None` when no
+/// child was stopped. Device time saved is estimated from the mean epoch
+/// time the workers reported (GPU-epochs on a GPU fleet, CPU-epochs here).
+pub fn early_stop_line(c: &ControllerState) -> Option<String> {
+    if c.stopped == 0 {
+        return None;
+    }
+    let planned = c.epochs_trained + c.epochs_saved;
+    let pct = 100.0 * c.epochs_saved as f64 / planned.max(1) as f64;
+    let per_epoch = if c.epochs_trained > 0 { c.train_seconds / c.epochs_trained as f64 } else { 0.0 };
+    Some(format!(
+        "early stopping: {} of {} rewarded children stopped, {} of {} planned epochs saved ({pct:.0}%), \
+         ≈ {:.2} device-hours at {per_epoch:.1} s/epoch",
+        c.stopped,
+        c.rewarded,
+        c.epochs_saved,
+        planned,
+        c.epochs_saved as f64 * per_epoch / 3600.0
+    ))
+}
+
 /// The snapshot as text for a terminal.
 pub fn render_text(r: &StatusReport) -> String {
     use std::fmt::Write;
@@ -175,6 +197,9 @@ pub fn render_text(r: &StatusReport) -> String {
                     _ => String::new(),
                 };
                 let _ = writeln!(out, "pace: {rate:.1} children/hour recently{eta}");
+            }
+            if let Some(line) = early_stop_line(c) {
+                let _ = writeln!(out, "{line}");
             }
         }
         None => {
@@ -233,4 +258,52 @@ pub fn render_text(r: &StatusReport) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(c: ControllerState) -> StatusReport {
+        StatusReport {
+            run: "r".into(),
+            depth: 0,
+            in_flight_total: 0,
+            in_flight: vec![],
+            workers: vec![],
+            dead_total: 0,
+            dead_letters: vec![],
+            results: 0,
+            outcomes: 0,
+            enqueued: 0,
+            controller: Some(c),
+            eta_seconds: None,
+        }
+    }
+
+    #[test]
+    fn status_reports_the_epochs_early_stopping_saved() {
+        let c = ControllerState {
+            state: "running".into(),
+            rewarded: 12,
+            applied: 12,
+            stopped: 5,
+            epochs_trained: 48,
+            epochs_saved: 31,
+            train_seconds: 96.0,
+            ..ControllerState::default()
+        };
+        let text = render_text(&report(c.clone()));
+        assert!(
+            text.contains("early stopping: 5 of 12 rewarded children stopped, 31 of 79 planned epochs saved (39%)"),
+            "{text}"
+        );
+        // 31 epochs at 2 s each.
+        assert!(text.contains("0.02 device-hours at 2.0 s/epoch"), "{text}");
+        let json = serde_json::to_value(report(c)).unwrap();
+        assert_eq!(json["controller"]["epochs_saved"], 31);
+        // Nothing stopped: no line.
+        let none = render_text(&report(ControllerState { stopped: 0, ..ControllerState::default() }));
+        assert!(!none.contains("early stopping"), "{none}");
+    }
 }

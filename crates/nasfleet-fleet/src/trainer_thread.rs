@@ -9,7 +9,11 @@
 //! channel, trains each with the set's trainer for it, and answers over a
 //! oneshot channel.
 //! The async side talks to a running trainer only through [`JobShared`]: a
-//! stop flag and the latest epoch metrics.
+//! stop flag and the latest epoch metrics; and, when the job has early
+//! stopping on, through a [`RungHook`]: at the end of an epoch that is a
+//! rung, the trainer thread sends the child's score (plain numbers) to the
+//! worker loop and blocks until it answers continue or stop (the worker asks
+//! the queue, which records the score and the decision atomically).
 //!
 //! A panic while building the set or training is caught and becomes a
 //! retryable failure (the job goes back to the queue, spending a delivery);
@@ -21,8 +25,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
+use nasfleet_core::early_stop::{score, EarlyStopConfig, RungDecision};
+use nasfleet_core::reward::RewardConfig;
 use nasfleet_core::trainer::{EpochMetrics, TrainContext, TrainError, TrainJob, TrainOutcome, Trainer};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc as tokio_mpsc, oneshot};
 
 use crate::error::{FleetError, Result};
 
@@ -79,10 +85,34 @@ impl JobShared {
     }
 }
 
+/// A question from the trainer thread at a rung: the child's score at the
+/// end of `epoch` (counted from 1); answered on `reply`.
+#[derive(Debug)]
+pub struct RungAsk {
+    /// The epoch just finished (the rung).
+    pub epoch: u32,
+    /// The child's score there ([`nasfleet_core::early_stop::score`]).
+    pub value: f64,
+    /// Where the decision goes. Dropping it unanswered means continue.
+    pub reply: oneshot::Sender<RungDecision>,
+}
+
+/// Early stopping for one job: its rule and the channel to the worker loop.
+#[derive(Debug, Clone)]
+pub struct RungHook {
+    /// The job's `[early_stop]` section.
+    pub rule: EarlyStopConfig,
+    /// Where rung questions go.
+    pub asks: tokio_mpsc::UnboundedSender<RungAsk>,
+}
+
 /// The [`TrainContext`] a trainer sees on the thread.
 struct ThreadContext {
     shared: Arc<JobShared>,
     checkpoint_dir: Option<PathBuf>,
+    hook: Option<RungHook>,
+    reward: RewardConfig,
+    epochs: usize,
 }
 
 impl TrainContext for ThreadContext {
@@ -101,6 +131,25 @@ impl TrainContext for ThreadContext {
     fn checkpoint_dir(&self) -> Option<&Path> {
         self.checkpoint_dir.as_deref()
     }
+
+    fn epoch_end(&mut self, history: &[EpochMetrics]) -> RungDecision {
+        let Some(hook) = &self.hook else { return RungDecision::Continue };
+        // Epochs are counted by how many were trained, not by the label a
+        // trainer gives them.
+        let epoch = history.len();
+        if !hook.rule.is_rung(epoch, self.epochs) {
+            return RungDecision::Continue;
+        }
+        let Ok(epoch) = u32::try_from(epoch) else { return RungDecision::Continue };
+        let (reply, answer) = oneshot::channel();
+        let ask = RungAsk { epoch, value: score(&self.reward, history), reply };
+        if hook.asks.send(ask).is_err() {
+            // The worker gave up on the job (it is shutting down): its stop
+            // flag makes the trainer checkpoint and return.
+            return RungDecision::Continue;
+        }
+        answer.blocking_recv().unwrap_or(RungDecision::Continue)
+    }
 }
 
 type Reply = std::result::Result<TrainOutcome, TrainError>;
@@ -109,6 +158,7 @@ struct Request {
     job: TrainJob,
     shared: Arc<JobShared>,
     checkpoint_dir: Option<PathBuf>,
+    hook: Option<RungHook>,
     reply: oneshot::Sender<Reply>,
 }
 
@@ -128,11 +178,14 @@ impl TrainerThread {
             .spawn(move || {
                 let mut set: Option<Box<dyn TrainerSet>> = None;
                 for req in rx {
+                    let job = req.job;
                     let mut ctx = ThreadContext {
                         shared: req.shared,
                         checkpoint_dir: req.checkpoint_dir,
+                        hook: req.hook,
+                        reward: job.reward.clone(),
+                        epochs: job.train.epochs,
                     };
-                    let job = req.job;
                     let result = catch_unwind(AssertUnwindSafe(|| {
                         set.get_or_insert_with(|| sets()).trainer_for(&job)?.train(&job, &mut ctx)
                     }))
@@ -150,12 +203,14 @@ impl TrainerThread {
         Ok(TrainerThread { tx })
     }
 
-    /// Queues a job; the receiver yields the trainer's answer.
+    /// Queues a job; the receiver yields the trainer's answer. With a
+    /// `hook`, the trainer asks it at every rung.
     pub fn submit(
         &self,
         job: TrainJob,
         shared: Arc<JobShared>,
         checkpoint_dir: Option<PathBuf>,
+        hook: Option<RungHook>,
     ) -> Result<oneshot::Receiver<Reply>> {
         let (reply, rx) = oneshot::channel();
         self.tx
@@ -163,6 +218,7 @@ impl TrainerThread {
                 job,
                 shared,
                 checkpoint_dir,
+                hook,
                 reply,
             })
             .map_err(|_| FleetError::Thread("the trainer thread has exited".into()))?;
@@ -202,7 +258,7 @@ mod tests {
         let t = TrainerThread::spawn("test-trainer", sets).unwrap();
         for _ in 0..2 {
             let shared = Arc::new(JobShared::default());
-            let r = t.submit(job(), shared.clone(), None).unwrap().await.unwrap();
+            let r = t.submit(job(), shared.clone(), None, None).unwrap().await.unwrap();
             match r {
                 Err(TrainError::Retryable(m)) => assert!(m.contains("boom"), "{m}"),
                 other => panic!("{other:?}"),

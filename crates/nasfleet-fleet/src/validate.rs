@@ -9,6 +9,7 @@
 //! Each failure is a [`Rejection`]: a reason token for the dead-letter stream
 //! and a message that names the field and the bound.
 
+use nasfleet_core::early_stop::EarlyStopConfig;
 use nasfleet_core::trainer::{JobSpec, TrainJob, JOB_FORMAT_VERSION};
 use nasfleet_core::Architecture;
 
@@ -86,6 +87,18 @@ pub fn validate_job(
     payload: &str,
     settings: &FleetSettings,
 ) -> Result<TrainJob, Rejection> {
+    validate_job_and_rule(job_id, run, payload, settings).map(|(job, _)| job)
+}
+
+/// [`validate_job`], also returning the job's early-stopping section
+/// (checked against its recipe's epochs), which the worker applies at the
+/// end of every epoch; the trainer never sees it.
+pub fn validate_job_and_rule(
+    job_id: &str,
+    run: &str,
+    payload: &str,
+    settings: &FleetSettings,
+) -> Result<(TrainJob, EarlyStopConfig), Rejection> {
     use reasons::*;
     if payload.len() > settings.max_payload_bytes {
         return Err(Rejection::new(
@@ -204,13 +217,17 @@ pub fn validate_job(
             }
         }
     }
-    Ok(TrainJob {
+    if let Err((key, message)) = spec.early_stop.check(train.epochs) {
+        return Err(Rejection::new(INVALID_RECIPE, format!("{key}: {message}")));
+    }
+    let job = TrainJob {
         job_id: spec.job_id,
         arch,
         train,
         reward: spec.reward,
         seed: spec.seed,
-    })
+    };
+    Ok((job, spec.early_stop))
 }
 
 #[cfg(test)]
@@ -248,6 +265,20 @@ mod tests {
 
     fn check(payload: &str) -> Result<TrainJob, Rejection> {
         validate_job("r-000001", "r", payload, &FleetSettings::default())
+    }
+
+    #[test]
+    fn a_jobs_early_stopping_is_checked_against_its_recipe() {
+        let mut s = spec(cnn(vec![layer(8)]));
+        let ok = validate_job_and_rule("r-000001", "r", &s.to_string(), &FleetSettings::default()).unwrap();
+        assert!(!ok.1.enabled(), "a job without the section has early stopping off");
+        s["early_stop"] = json!({"rule": "asha", "min_epochs": 1, "eta": 3});
+        let (_, rule) = validate_job_and_rule("r-000001", "r", &s.to_string(), &FleetSettings::default()).unwrap();
+        assert_eq!(rule.rungs(2), vec![1]);
+        s["early_stop"] = json!({"rule": "asha", "min_epochs": 2, "eta": 3});
+        let r = check(&s.to_string()).unwrap_err();
+        assert_eq!(r.reason, reasons::INVALID_RECIPE);
+        assert!(r.detail.contains("early_stop.min_epochs"), "{}", r.detail);
     }
 
     #[test]

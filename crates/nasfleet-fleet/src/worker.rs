@@ -5,7 +5,9 @@
 //! loop: alive → fetch (expired leases first, then block for a new job)
 //!   invalid payload ─────────────────────────────► dead_letter(reason)
 //!   train on the trainer thread, heartbeat every `heartbeat` with progress
-//!     ok ─────────────────────────────────────────► complete (idempotent)
+//!     at a rung (early stopping): record_rung → continue | stop (the
+//!       decision recorded once per (job, rung); a stale lease records nothing)
+//!     ok or stopped early ────────────────────────► complete (idempotent)
 //!     permanent error ────────────────────────────► dead_letter(trainer_permanent)
 //!     retryable error / panic ────────────────────► abandon (spends a delivery)
 //!     heartbeat says "not yours" ─► stop the trainer, drop the result
@@ -20,8 +22,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use nasfleet_core::early_stop::RungDecision;
 use nasfleet_core::trainer::{JobResult, TrainError, TrainJob, TrainOutcome, JOB_FORMAT_VERSION};
-use nasfleet_queue::{Completion, Consumer, JobQueue, Lease, QueueError, RunLifecycle};
+use nasfleet_queue::{Completion, Consumer, JobQueue, Lease, QueueError, RunLifecycle, RungReply, RungRule};
 use nasfleet_util::Backoff;
 use serde::Serialize;
 use tokio::task::JoinHandle;
@@ -32,8 +35,8 @@ use crate::error::{is_fatal, FleetError, Result};
 use crate::ids::now_ms;
 use crate::settings::FleetSettings;
 use crate::shutdown::Shutdown;
-use crate::trainer_thread::{JobShared, TrainerSets, TrainerThread};
-use crate::validate::{reasons, validate_job};
+use crate::trainer_thread::{JobShared, RungAsk, RungHook, TrainerSets, TrainerThread};
+use crate::validate::{reasons, validate_job_and_rule};
 
 /// Everything a worker needs besides its queue and its trainers.
 #[derive(Clone, Debug)]
@@ -78,6 +81,12 @@ pub struct WorkerReport {
     pub abandoned: u64,
     /// Given back on a stop request (no delivery spent).
     pub released: u64,
+    /// Completed with status `stopped` (early stopping ended the child).
+    pub stopped_early: u64,
+    /// Rung decisions this worker asked the queue for (repeats included).
+    pub rung_decisions: u64,
+    /// Of those, answered with a decision recorded before (a resumed child).
+    pub rung_repeats: u64,
     /// Left to expire: Redis was unreachable while shutting down.
     pub left_to_expire: u64,
     /// The loop ended on a stop request.
@@ -266,8 +275,8 @@ impl<Q: JobQueue> Worker<Q> {
     }
 
     async fn run_job(&mut self, lease: Lease) -> Result<JobEnd> {
-        let job = match validate_job(&lease.job_id, &self.opts.run, &lease.payload, &self.opts.settings) {
-            Ok(job) => job,
+        let (job, early_stop) = match validate_job_and_rule(&lease.job_id, &self.opts.run, &lease.payload, &self.opts.settings) {
+            Ok(v) => v,
             Err(rej) => {
                 warn!(reason = rej.reason, detail = %rej.detail, "refusing the job");
                 return self.dead_letter(&lease, rej.reason, &rej.detail).await;
@@ -283,7 +292,13 @@ impl<Q: JobQueue> Worker<Q> {
         debug!(epochs = job.train.epochs, "training");
         let shared = Arc::new(JobShared::default());
         let started_ms = now_ms();
-        let mut reply = self.trainer.submit(job.clone(), shared.clone(), ckpt.clone())?;
+        let (asks_tx, mut asks) = tokio::sync::mpsc::unbounded_channel::<RungAsk>();
+        let rule = early_stop.rung_rule();
+        let hook = rule.map(|_| RungHook { rule: early_stop.clone(), asks: asks_tx });
+        let mut reply = self.trainer.submit(job.clone(), shared.clone(), ckpt.clone(), hook)?;
+        // The rung question being answered: the queue call and where the
+        // answer goes. One at a time (the trainer waits for its answer).
+        let mut rung: Option<(RungTask, RungAsk)> = None;
         let period = self.opts.settings.heartbeat;
         // A first heartbeat at once puts the job in this worker's state.
         let mut hb = Some(self.spawn_heartbeat(&lease, &job, &shared, started_ms));
@@ -314,6 +329,51 @@ impl<Q: JobQueue> Worker<Q> {
                 _ = tick.tick(), if hb.is_none() && !lost => {
                     hb = Some(self.spawn_heartbeat(&lease, &job, &shared, started_ms));
                 }
+                Some(ask) = asks.recv(), if rung.is_none() => {
+                    match (rule, lost) {
+                        (Some(rule), false) => {
+                            let task = self.spawn_rung(&lease, &ask, rule);
+                            rung = Some((task, ask));
+                        }
+                        // Lost: the trainer is being stopped; dropping the
+                        // question answers "continue".
+                        _ => drop(ask),
+                    }
+                }
+                r = join_rung(&mut rung) => {
+                    let Some((_, ask)) = rung.take() else { continue };
+                    let decision = match r {
+                        Ok(Ok(Some(RungReply::Decided(rec)))) => {
+                            self.report.rung_decisions += 1;
+                            if !rec.first {
+                                self.report.rung_repeats += 1;
+                            }
+                            info!(epoch = ask.epoch, score = rec.value, peers = rec.peers, decision = rec.decision.as_str(), repeated = !rec.first, "rung");
+                            rec.decision
+                        }
+                        Ok(Ok(Some(RungReply::LeaseLost | RungReply::Finished))) => {
+                            warn!(epoch = ask.epoch, "the lease is gone at a rung: aborting");
+                            lost = true;
+                            shared.request_stop();
+                            RungDecision::Continue
+                        }
+                        // Shutting down and the queue did not answer: the
+                        // stop flag ends the child; whoever resumes it asks again.
+                        Ok(Ok(None)) => RungDecision::Continue,
+                        Ok(Err(e)) => {
+                            // No retry can fix it (a refused permission, a
+                            // missing library): the loop ends; the trainer
+                            // must not train on for nobody.
+                            shared.request_stop();
+                            return Err(e.into());
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "rung task failed; the child goes on and asks again when resumed");
+                            RungDecision::Continue
+                        }
+                    };
+                    let _ = ask.reply.send(decision);
+                }
                 _ = shutdown.requested(), if stop_deadline.is_none() => {
                     info!("stop requested: asking the trainer to checkpoint");
                     shared.request_stop();
@@ -333,6 +393,9 @@ impl<Q: JobQueue> Worker<Q> {
         };
         if let Some(h) = hb.take() {
             // A late heartbeat is harmless either way; do not wait for it.
+            h.abort();
+        }
+        if let Some((h, _)) = rung.take() {
             h.abort();
         }
         if lost {
@@ -377,6 +440,7 @@ impl<Q: JobQueue> Worker<Q> {
             remove_dir(ckpt);
             return Ok(end);
         }
+        let stopped_at = outcome.stopped_at;
         let result = JobResult {
             version: JOB_FORMAT_VERSION,
             job_id: job.job_id.clone(),
@@ -386,6 +450,8 @@ impl<Q: JobQueue> Worker<Q> {
             started_ms,
             finished_ms: now_ms(),
             note: outcome.note,
+            cost: outcome.cost,
+            stopped_at,
         };
         // Non-finite metrics (a diverged loss) serialise as null; the
         // controller reads metrics as opaque JSON and only trusts the reward.
@@ -408,7 +474,10 @@ impl<Q: JobQueue> Worker<Q> {
             remove_dir(ckpt);
         }
         if end == JobEnd::Completed {
-            debug!(reward = result.reward, "completed");
+            debug!(reward = result.reward, status = result.status(), "completed");
+            if stopped_at.is_some() {
+                self.report.stopped_early += 1;
+            }
         }
         Ok(end)
     }
@@ -530,6 +599,39 @@ impl<Q: JobQueue> Worker<Q> {
         tokio::spawn(async move { q.heartbeat(&c, &l, &progress).await })
     }
 
+    /// Asks the queue for the decision at a rung, retrying through outages
+    /// (the call is idempotent: keyed by (job, epoch)). `Ok(None)`: shutting
+    /// down and the queue did not answer within the grace.
+    fn spawn_rung(&self, lease: &Lease, ask: &RungAsk, rule: RungRule) -> RungTask {
+        let (q, c, l) = (self.queue.clone(), self.opts.consumer.clone(), lease.clone());
+        let (epoch, value) = (ask.epoch, ask.value);
+        let shutdown: Shutdown = self.shutdown.clone();
+        let grace = self.opts.settings.stop_grace;
+        tokio::spawn(async move {
+            let mut backoff = backoff();
+            loop {
+                let call = q.record_rung(&c, &l, epoch, value, rule);
+                let r = if shutdown.is_requested() {
+                    match tokio::time::timeout(grace, call).await {
+                        Ok(r) => r,
+                        Err(_) => return Ok(None),
+                    }
+                } else {
+                    call.await
+                };
+                match r {
+                    Ok(v) => return Ok(Some(v)),
+                    Err(e) if is_fatal(&e) => return Err(e),
+                    Err(_) if shutdown.is_requested() => return Ok(None),
+                    Err(e) => {
+                        warn!(error = %e, epoch, "rung call failed; retrying");
+                        sleep(backoff.next_delay()).await;
+                    }
+                }
+            }
+        })
+    }
+
     /// Removes the checkpoint directories under `<work_dir>/<run>/` of jobs
     /// that have their outcome (finished, or dead-lettered — also by the
     /// queue itself, for `max_deliveries`, when no worker owned the job).
@@ -577,6 +679,20 @@ impl<Q: JobQueue> Worker<Q> {
 async fn join_some<T>(h: &mut Option<JoinHandle<T>>) -> std::result::Result<T, tokio::task::JoinError> {
     match h {
         Some(h) => h.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A rung question's queue call: the reply, or `None` when shutting down
+/// without one.
+type RungTask = JoinHandle<std::result::Result<Option<RungReply>, QueueError>>;
+
+/// Awaits the rung task if there is one; pends forever otherwise.
+async fn join_rung<T>(
+    r: &mut Option<(JoinHandle<T>, RungAsk)>,
+) -> std::result::Result<T, tokio::task::JoinError> {
+    match r {
+        Some((h, _)) => h.await,
         None => std::future::pending().await,
     }
 }

@@ -285,6 +285,8 @@ impl Trainer for TableTrainer {
             note: Some(format!(
                 "table lookup: {objective} = {value} (test-set accuracy measured by the table's authors, not trained here)"
             )),
+            cost: Some(nb201_cost(&arch)),
+            stopped_at: None,
         })
     }
 }

@@ -19,7 +19,7 @@
 -- Bump VERSION whenever a reply shape or a key layout changes: clients refuse
 -- to work against a library whose version differs from theirs.
 
-local VERSION = '1'
+local VERSION = '3'
 local GROUP = 'workers'
 local RESULTS_GROUP = 'controller'
 local MAX_DELIVERIES_REASON = 'max_deliveries'
@@ -164,6 +164,62 @@ end
 local function results_ack(keys, args)
   if #args == 0 then return 0 end
   return redis.call('XACK', keys[1], RESULTS_GROUP, unpack(args))
+end
+
+---------------------------------------------------------------------------
+-- Operator side
+---------------------------------------------------------------------------
+
+-- KEYS: jobs, results, dead, outcome, enqueued   ARGV: job...
+-- -> {{tag, entry}...}, one per job, tag: 'requeued' (entry: the new one) |
+--    'finished' | 'pending' | 'unknown'
+-- Puts dead-lettered jobs back after a fix: the dead outcome and the job's
+-- dead letters go, its payload (from the latest dead letter) becomes a new
+-- entry whose deliveries start at zero (a job named twice is requeued once:
+-- the second time it is 'pending'). One pass over the dead stream finds
+-- the payloads of every asked job, so a call is O(dead letters + jobs).
+local function requeue(keys, args)
+  local k = { jobs = keys[1], results = keys[2], dead = keys[3], outcome = keys[4], enqueued = keys[5] }
+  local wanted, letters = {}, {}
+  for _, job in ipairs(args) do wanted[job] = true end
+  if redis.call('EXISTS', k.dead) == 1 then
+    for _, e in ipairs(redis.call('XRANGE', k.dead, '-', '+')) do
+      local m = fields_to_map(e[2])
+      local job = m['job']
+      if job and wanted[job] then
+        -- XRANGE runs oldest first: the last payload seen is the latest.
+        local l = letters[job] or { ids = {} }
+        l.ids[#l.ids + 1] = e[1]
+        l.payload = m['payload']
+        letters[job] = l
+      end
+    end
+  end
+  local out = {}
+  for _, job in ipairs(args) do
+    local rec = redis.call('HGET', k.outcome, job)
+    if rec then
+      local l = letters[job]
+      if decode_outcome(rec).kind ~= 'dead' then
+        out[#out + 1] = { 'finished', '' }
+      elseif l == nil or l.payload == nil then
+        out[#out + 1] = { 'unknown', '' }
+      else
+        redis.call('HDEL', k.outcome, job)
+        redis.call('XDEL', k.dead, unpack(l.ids))
+        ensure_group(k.jobs, GROUP)
+        ensure_group(k.results, RESULTS_GROUP)
+        local id = redis.call('XADD', k.jobs, '*', 'job', job, 'payload', l.payload)
+        redis.call('HSET', k.enqueued, job, id)
+        out[#out + 1] = { 'requeued', id }
+      end
+    elseif redis.call('HEXISTS', k.enqueued, job) == 1 then
+      out[#out + 1] = { 'pending', '' }
+    else
+      out[#out + 1] = { 'unknown', '' }
+    end
+  end
+  return out
 end
 
 ---------------------------------------------------------------------------
@@ -436,11 +492,89 @@ local function version(keys, args)
   return VERSION
 end
 
+---------------------------------------------------------------------------
+-- Early stopping (rungs)
+---------------------------------------------------------------------------
+
+-- The decision at a rung: a line-for-line mirror of
+-- nasfleet_util::rung::decide (crates/nasfleet-util/src/rung.rs); the queue
+-- conformance suite runs the same cases against this and the memory backend.
+-- `value` and `peers` are finite doubles (the client maps NaN to the most
+-- negative one), so comparisons, the sort and the one mean agree bit for bit.
+local function rung_decide(kind, eta, min_peers, value, peers)
+  if min_peers < 1 then min_peers = 1 end
+  if #peers < min_peers then return 'continue' end
+  if kind == 'median' then
+    table.sort(peers)
+    local n = #peers
+    local median
+    if n % 2 == 1 then
+      median = peers[(n + 1) / 2]
+    else
+      median = (peers[n / 2] + peers[n / 2 + 1]) / 2
+    end
+    if value < median then return 'stop' end
+    return 'continue'
+  end
+  -- asha
+  if eta < 2 then eta = 2 end
+  local n = #peers + 1
+  local better = 0
+  for _, p in ipairs(peers) do
+    if p > value then better = better + 1 end
+  end
+  local keep = math.floor(n / eta)
+  if keep < 1 then keep = 1 end
+  if better < keep then return 'continue' end
+  return 'stop'
+end
+
+-- KEYS: jobs, outcome, rung (nasfleet:{run}:rung:<epoch>, a hash
+--       job -> '<decision> <value> <peers>')
+-- ARGV: consumer, entry, job, value, rule ('median' | 'asha'), eta, min_peers
+-- -> {'decided', decision, value, peers, first (1 | 0)} | {'lost'} | {'finished'}
+--
+-- Records a child's score at a rung and decides, once per (job, rung): a
+-- repeated call (a resumed child, a retry after a lost reply) returns the
+-- recorded decision. Ownership is checked as complete() checks it, so a
+-- stale worker whose lease was taken over records nothing. Does not touch
+-- the lease (heartbeats do).
+local function rung(keys, args)
+  local k = { jobs = keys[1], outcome = keys[2] }
+  local rung_key = keys[3]
+  local consumer, id, job = args[1], args[2], args[3]
+  local value, kind = tonumber(args[4]), args[5]
+  local eta, min_peers = tonumber(args[6]), tonumber(args[7])
+  if value == nil or (kind ~= 'median' and kind ~= 'asha') or eta == nil or min_peers == nil then
+    return redis.error_reply('NASFLEET bad rung arguments')
+  end
+  local status = terminal_checks(k, consumer, id, job)
+  if status == 'mismatch' then return mismatch_reply(id, job) end
+  if status == 'already' or status == 'duplicate' then return { 'finished' } end
+  if status ~= 'ok' then return { 'lost' } end
+  local existing = redis.call('HGET', rung_key, job)
+  if existing then
+    local d, v, n = string.match(existing, '^(%S+) (%S+) (%S+)$')
+    return { 'decided', d, v, n, 0 }
+  end
+  local peers = {}
+  for _, rec in ipairs(redis.call('HVALS', rung_key)) do
+    local _, v = string.match(rec, '^(%S+) (%S+) ')
+    local x = tonumber(v)
+    if x ~= nil then peers[#peers + 1] = x end
+  end
+  local n = #peers
+  local d = rung_decide(kind, eta, min_peers, value, peers)
+  redis.call('HSET', rung_key, job, d .. ' ' .. args[4] .. ' ' .. n)
+  return { 'decided', d, args[4], tostring(n), 1 }
+end
+
 redis.register_function{ function_name = 'nasfleet_version', callback = version,
                          flags = { 'no-writes', 'allow-stale' } }
 redis.register_function{ function_name = 'nasfleet_status', callback = status, flags = { 'no-writes' } }
 redis.register_function('nasfleet_enqueue', enqueue)
 redis.register_function('nasfleet_setup', setup)
+redis.register_function('nasfleet_requeue', requeue)
 redis.register_function('nasfleet_results_claim', results_claim)
 redis.register_function('nasfleet_results_ack', results_ack)
 redis.register_function('nasfleet_worker_fetch', fetch)
@@ -450,3 +584,4 @@ redis.register_function('nasfleet_worker_complete', complete)
 redis.register_function('nasfleet_worker_dead_letter', dead_letter)
 redis.register_function('nasfleet_worker_release', release)
 redis.register_function('nasfleet_worker_abandon', abandon)
+redis.register_function('nasfleet_worker_rung', rung)

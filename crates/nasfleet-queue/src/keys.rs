@@ -21,6 +21,7 @@ pub const RESULTS_GROUP: &str = "controller";
 /// | `nasfleet:{run}:controller` | hash | the controller's published progress ([`RedisBoard`](crate::RedisBoard)) |
 /// | `nasfleet:{run}:settings` | string, JSON | the run's fleet settings, published by its controller, read by workers |
 /// | `nasfleet:{run}:lifecycle` | string | `running`, `stopping`, `stopped`, `finished`: workers leave once it is not `running` |
+/// | `nasfleet:{run}:rung:<epoch>` | hash job → `<decision> <score> <peers>` | early stopping: every child's score at that rung and its decision, written once per (job, rung) |
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Keys {
     run: String,
@@ -83,6 +84,12 @@ impl Keys {
         &self.run
     }
 
+    /// The early-stopping rung hash of `epoch` (written by
+    /// `nasfleet_worker_rung`).
+    pub fn rung(&self, epoch: u32) -> String {
+        format!("nasfleet:{{{}}}:rung:{epoch}", self.run)
+    }
+
     /// The state key of worker `consumer`.
     pub fn worker(&self, consumer: &str) -> String {
         format!("{}{consumer}", self.worker_prefix)
@@ -105,6 +112,7 @@ mod tests {
         assert_eq!(k.controller, "nasfleet:{r1}:controller");
         assert_eq!(k.settings, "nasfleet:{r1}:settings");
         assert_eq!(k.lifecycle, "nasfleet:{r1}:lifecycle");
+        assert_eq!(k.rung(3), "nasfleet:{r1}:rung:3");
     }
 
     #[test]

@@ -44,7 +44,9 @@
 //!
 //!  every claim of a given-back job counts +1 (release pre-subtracts one);
 //!  a claim that takes deliveries past max_deliveries dead-letters the job
-//!  instead (reason `max_deliveries`).
+//!  instead (reason `max_deliveries`); an operator's `requeue` takes a dead
+//!  job back to waiting as a new entry (outcome and dead letters removed,
+//!  deliveries from zero), in one function call.
 //! ```
 //!
 //! On Redis: *waiting* = in `nasfleet:{run}:jobs`, not yet delivered to group
@@ -88,6 +90,16 @@
 //!    `host-<uuid>`; consumers are never deleted.
 //! 8. **Redis 7.0 commands only**: XAUTOCLAIM, XCLAIM, XPENDING, functions.
 //!
+//! # Early stopping
+//!
+//! [`JobQueue::record_rung`] records a leased child's score at a rung and
+//! returns the decision of [`RungRule`] against the scores other children
+//! recorded there before (`nasfleet_util::rung::decide`, mirrored by
+//! `rung_decide` in the Lua), in one atomic step keyed by (job, epoch): a
+//! repeated call returns the recorded decision. On Redis, one hash per rung,
+//! `nasfleet:{run}:rung:<epoch>`, written only by `nasfleet_worker_rung`,
+//! which checks the lease exactly as `complete` does.
+//!
 //! Results are at-least-once toward the controller: a restarted controller's
 //! first [`JobQueue::read_results`] calls re-claim every unacknowledged event
 //! of the `controller` group (whatever consumer name read it), so it must
@@ -114,7 +126,8 @@ pub use redis_queue::{RedisQueue, RedisQueueConfig, TlsFiles, LIBRARY_SOURCE, LI
 pub use types::{
     local_hostname, Completion, Consumer, DeadLetter, EnqueueOutcome, InFlight, JobOutcome, Lease,
     RunLifecycle,
-    QueueConfig, QueueStatus, ResultEvent, WorkerState, MAX_BLOCK, MAX_CONSUMER_NAME_LEN,
+    QueueConfig, QueueStatus, Requeued, ResultEvent, WorkerState, MAX_BLOCK, MAX_CONSUMER_NAME_LEN,
     MAX_ERROR_TEXT_LEN, MAX_JOB_ID_LEN, MAX_LEASE, MAX_PROGRESS_LEN, MAX_READ, MAX_REASON_LEN,
     REASON_MAX_DELIVERIES,
 };
+pub use types::{RungDecision, RungRecord, RungReply, RungRule, MAX_RUNG_EPOCH};

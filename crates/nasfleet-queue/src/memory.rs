@@ -24,9 +24,11 @@ use crate::queue::JobQueue;
 use crate::types::{
     check_entry_id, check_job_id, check_max, check_progress, check_reason, clamp_block,
     duration_ms, truncate_text, Completion, Consumer, DeadLetter, EnqueueOutcome, InFlight,
-    JobOutcome, Lease, QueueConfig, QueueStatus, ResultEvent, RunLifecycle, WorkerState, MAX_ERROR_TEXT_LEN,
+    JobOutcome, Lease, QueueConfig, QueueStatus, Requeued, ResultEvent, RunLifecycle, WorkerState, MAX_ERROR_TEXT_LEN,
     REASON_MAX_DELIVERIES,
 };
+use crate::types::{check_rung_epoch, rung_value, RungDecision, RungRecord, RungReply, RungRule};
+use nasfleet_util::rung::decide;
 
 /// A millisecond clock for leases and worker TTLs. Must never go backwards.
 pub trait Clock: Send + Sync + 'static {
@@ -121,6 +123,17 @@ struct State {
     dead: Vec<(u64, DeadLetter)>,
     workers: HashMap<String, WorkerRecord>,
     lifecycle: Option<RunLifecycle>,
+    /// Early stopping: rung epoch → job → its record (the `rung:<epoch>`
+    /// hashes of the Redis backend).
+    rungs: HashMap<u32, HashMap<String, StoredRung>>,
+}
+
+/// One child's entry at a rung.
+#[derive(Clone, Copy)]
+struct StoredRung {
+    decision: RungDecision,
+    value: f64,
+    peers: u64,
 }
 
 struct JobEntry {
@@ -139,6 +152,8 @@ struct Pending {
 struct OutcomeRecord {
     by: String,
     entry: u64,
+    /// A dead letter (what [`JobQueue::requeue`] may put back).
+    dead: bool,
 }
 
 struct ResultRecord {
@@ -502,6 +517,7 @@ fn record_dead(
             OutcomeRecord {
                 by: consumer.to_owned(),
                 entry: seq,
+                dead: true,
             },
         );
         st.seq += 1;
@@ -652,6 +668,7 @@ impl JobQueue for MemoryQueue {
             OutcomeRecord {
                 by: consumer.name().to_owned(),
                 entry: seq,
+                dead: false,
             },
         );
         push_result(
@@ -762,6 +779,83 @@ impl JobQueue for MemoryQueue {
     async fn set_lifecycle(&self, state: RunLifecycle) -> Result<()> {
         self.lock().lifecycle = Some(state);
         Ok(())
+    }
+
+    async fn requeue(&self, job_ids: &[String]) -> Result<Vec<Requeued>> {
+        for job_id in job_ids {
+            check_job_id(job_id)?;
+        }
+        let mut st = self.lock();
+        let mut answers = Vec::with_capacity(job_ids.len());
+        for job_id in job_ids {
+            let answer = match st.outcome.get(job_id.as_str()).map(|o| o.dead) {
+                Some(false) => Requeued::Finished,
+                None if st.enqueued.contains_key(job_id.as_str()) => Requeued::Pending,
+                None => Requeued::Unknown,
+                Some(true) => {
+                    // The latest dead letter holds the payload; a job whose
+                    // dead letters were all trimmed away cannot be rebuilt.
+                    let Some(payload) = st.dead.iter().rev().find(|(_, d)| &d.job_id == job_id).map(|(_, d)| d.payload.clone()) else {
+                        answers.push(Requeued::Unknown);
+                        continue;
+                    };
+                    st.outcome.remove(job_id.as_str());
+                    st.dead.retain(|(_, d)| &d.job_id != job_id);
+                    st.seq += 1;
+                    let seq = st.seq;
+                    st.jobs.insert(seq, JobEntry { job_id: job_id.clone(), payload });
+                    st.enqueued.insert(job_id.clone(), seq);
+                    Requeued::Requeued { entry_id: entry_id(seq) }
+                }
+            };
+            answers.push(answer);
+        }
+        drop(st);
+        self.inner.jobs_ready.notify_waiters();
+        Ok(answers)
+    }
+
+    async fn record_rung(
+        &self,
+        consumer: &Consumer,
+        lease: &Lease,
+        epoch: u32,
+        value: f64,
+        rule: RungRule,
+    ) -> Result<RungReply> {
+        check_rung_epoch(epoch)?;
+        let mut st = self.lock();
+        // The checks of complete(), in the same order as the Lua.
+        match Self::terminal_checks(&st, consumer, lease)? {
+            Terminal::Done(Completion::AlreadyRecorded | Completion::Duplicate) => {
+                return Ok(RungReply::Finished)
+            }
+            Terminal::Done(_) => return Ok(RungReply::LeaseLost),
+            Terminal::Go { .. } => {}
+        }
+        let rung = st.rungs.entry(epoch).or_default();
+        if let Some(r) = rung.get(&lease.job_id) {
+            return Ok(RungReply::Decided(RungRecord {
+                decision: r.decision,
+                value: r.value,
+                peers: r.peers,
+                first: false,
+            }));
+        }
+        let value = rung_value(value);
+        let peers: Vec<f64> = rung.values().map(|r| r.value).collect();
+        let stored = StoredRung {
+            decision: decide(rule, value, &peers),
+            value,
+            peers: peers.len() as u64,
+        };
+        rung.insert(lease.job_id.clone(), stored);
+        Ok(RungReply::Decided(RungRecord {
+            decision: stored.decision,
+            value,
+            peers: stored.peers,
+            first: true,
+        }))
     }
 
     async fn status(&self, limit: usize) -> Result<QueueStatus> {

@@ -6,7 +6,8 @@ use std::time::Duration;
 use crate::error::Result;
 use crate::memory::MemoryQueue;
 use crate::redis_queue::RedisQueue;
-use crate::types::{Completion, Consumer, EnqueueOutcome, Lease, QueueStatus, ResultEvent, RunLifecycle};
+use crate::types::{Completion, Consumer, EnqueueOutcome, Lease, QueueStatus, Requeued, ResultEvent, RunLifecycle};
+use crate::types::{RungReply, RungRule};
 
 /// A durable job queue with leases, as seen by the controller and the workers.
 ///
@@ -159,6 +160,39 @@ pub trait JobQueue: Clone + Send + Sync + 'static {
 
     /// Controller or operator: sets the run's lifecycle.
     fn set_lifecycle(&self, state: RunLifecycle) -> impl Future<Output = Result<()>> + Send;
+
+    /// Operator, after a fix: puts dead-lettered jobs back in the queue.
+    ///
+    /// For each job whose outcome is a dead letter, atomically: the outcome
+    /// and the job's dead letters are removed and its payload (from its
+    /// latest dead letter) is added as a new entry, with the delivery count
+    /// starting afresh. Jobs that finished with a result, that have no
+    /// outcome yet, or that the run never had are left alone and reported
+    /// ([`Requeued`]), one answer per id, in order. The job's earlier `dead`
+    /// result event stays in the results stream: the controller already
+    /// applied it, and takes the job's new result as a *late* child.
+    fn requeue(&self, job_ids: &[String]) -> impl Future<Output = Result<Vec<Requeued>>> + Send;
+    // --- Early stopping -------------------------------------------------
+
+    /// Worker, at the end of an epoch that is a rung: records the child's
+    /// score `value` (higher is better) at rung `epoch` and returns the
+    /// decision `rule` takes against the scores other children recorded at
+    /// that rung before ([`nasfleet_util::rung::decide`]), in one atomic
+    /// step. Keyed by (job, epoch): a repeated call — a resumed child, a
+    /// retried call after a lost reply — gets the decision recorded the
+    /// first time (with `first: false`), whatever its `value`, so a rung
+    /// decides once per child. Same ownership rule as
+    /// [`heartbeat`](JobQueue::heartbeat): a consumer that lost the lease
+    /// gets [`RungReply::LeaseLost`] and nothing is recorded; a finished job
+    /// gets [`RungReply::Finished`]. Does not extend the lease.
+    fn record_rung(
+        &self,
+        consumer: &Consumer,
+        lease: &Lease,
+        epoch: u32,
+        value: f64,
+        rule: RungRule,
+    ) -> impl Future<Output = Result<RungReply>> + Send;
 }
 
 /// A backend chosen at run time (embedded single-machine mode or Redis),
@@ -268,5 +302,20 @@ impl JobQueue for AnyQueue {
 
     async fn set_lifecycle(&self, state: RunLifecycle) -> Result<()> {
         dispatch!(self, q => q.set_lifecycle(state))
+    }
+
+    async fn requeue(&self, job_ids: &[String]) -> Result<Vec<Requeued>> {
+        dispatch!(self, q => q.requeue(job_ids))
+    }
+
+    async fn record_rung(
+        &self,
+        consumer: &Consumer,
+        lease: &Lease,
+        epoch: u32,
+        value: f64,
+        rule: RungRule,
+    ) -> Result<RungReply> {
+        dispatch!(self, q => q.record_rung(consumer, lease, epoch, value, rule))
     }
 }

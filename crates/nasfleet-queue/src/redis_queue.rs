@@ -28,16 +28,17 @@ use crate::error::{QueueError, Result};
 use crate::keys::{Keys, JOBS_GROUP, RESULTS_GROUP};
 use crate::queue::JobQueue;
 use crate::reply::{self, at};
+use crate::types::{check_rung_epoch, rung_value, RungDecision, RungRecord, RungReply, RungRule};
 use crate::types::{
     check_entry_id, check_job_id, check_max, check_progress, check_reason, clamp_block,
     duration_ms, truncate_text, Completion, Consumer, DeadLetter, EnqueueOutcome, InFlight,
-    JobOutcome, Lease, QueueConfig, QueueStatus, ResultEvent, RunLifecycle, WorkerState, MAX_ERROR_TEXT_LEN,
+    JobOutcome, Lease, QueueConfig, QueueStatus, Requeued, ResultEvent, RunLifecycle, WorkerState, MAX_ERROR_TEXT_LEN,
 };
 
 /// Source of the Redis function library (`FUNCTION LOAD REPLACE` it).
 pub const LIBRARY_SOURCE: &str = include_str!("../redis/nasfleet.lua");
 /// Version of the library this client speaks; must equal `VERSION` in the Lua.
-pub const LIBRARY_VERSION: &str = "1";
+pub const LIBRARY_VERSION: &str = "3";
 
 /// Connection and timing settings of [`RedisQueue`].
 #[derive(Clone)]
@@ -389,6 +390,27 @@ fn parse_completion(op: &'static str, v: &Value) -> Result<Completion> {
             op,
             format!("unknown completion {other:?}"),
         )),
+    }
+}
+
+fn parse_rung(op: &'static str, v: &Value) -> Result<RungReply> {
+    let items = reply::array(op, "rung reply", v)?;
+    match reply::text(op, "rung status", at(op, "rung reply", items, 0)?)?.as_str() {
+        "lost" => Ok(RungReply::LeaseLost),
+        "finished" => Ok(RungReply::Finished),
+        "decided" => {
+            let d = reply::text(op, "rung decision", at(op, "rung reply", items, 1)?)?;
+            let decision = RungDecision::parse(&d)
+                .ok_or_else(|| QueueError::protocol(op, format!("unknown rung decision {d:?}")))?;
+            let value = reply::text(op, "rung value", at(op, "rung reply", items, 2)?)?;
+            let value = value
+                .parse::<f64>()
+                .map_err(|_| QueueError::protocol(op, format!("rung value {value:?} is not a number")))?;
+            let peers = reply::uint(op, "rung peers", at(op, "rung reply", items, 3)?)?;
+            let first = reply::uint(op, "rung first", at(op, "rung reply", items, 4)?)? == 1;
+            Ok(RungReply::Decided(RungRecord { decision, value, peers, first }))
+        }
+        other => Err(QueueError::protocol(op, format!("unknown rung status {other:?}"))),
     }
 }
 
@@ -1050,6 +1072,81 @@ impl JobQueue for RedisQueue {
         self.run("set lifecycle", &cmd).await.map(|_| ())
     }
 
+    async fn requeue(&self, job_ids: &[String]) -> Result<Vec<Requeued>> {
+        const OP: &str = "requeue";
+        for job_id in job_ids {
+            check_job_id(job_id)?;
+        }
+        if job_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let k = &self.inner.keys;
+        let mut cmd = fcall(
+            "nasfleet_requeue",
+            &[&k.jobs, &k.results, &k.dead, &k.outcome, &k.enqueued],
+        );
+        for job_id in job_ids {
+            cmd.arg(job_id);
+        }
+        let v = self.run(OP, &cmd).await?;
+        let items = reply::array(OP, "requeue reply", &v)?;
+        if items.len() != job_ids.len() {
+            return Err(QueueError::protocol(
+                OP,
+                format!("{} answers for {} jobs", items.len(), job_ids.len()),
+            ));
+        }
+        items
+            .iter()
+            .map(|item| {
+                let pair = reply::array(OP, "requeue answer", item)?;
+                let tag = reply::text(OP, "requeue tag", at(OP, "requeue answer", pair, 0)?)?;
+                Ok(match tag.as_str() {
+                    "requeued" => Requeued::Requeued {
+                        entry_id: reply::text(OP, "entry id", at(OP, "requeue answer", pair, 1)?)?,
+                    },
+                    "finished" => Requeued::Finished,
+                    "pending" => Requeued::Pending,
+                    "unknown" => Requeued::Unknown,
+                    other => {
+                        return Err(QueueError::protocol(OP, format!("unknown requeue tag {other:?}")))
+                    }
+                })
+            })
+            .collect()
+    }
+
+    async fn record_rung(
+        &self,
+        consumer: &Consumer,
+        lease: &Lease,
+        epoch: u32,
+        value: f64,
+        rule: RungRule,
+    ) -> Result<RungReply> {
+        const OP: &str = "record rung";
+        check_entry_id("lease entry id", &lease.entry_id)?;
+        check_rung_epoch(epoch)?;
+        let k = &self.inner.keys;
+        let rung_key = k.rung(epoch);
+        let (kind, eta, min_peers) = match rule {
+            RungRule::Median { min_peers } => ("median", 2, min_peers),
+            RungRule::Asha { eta, min_peers } => ("asha", eta, min_peers),
+        };
+        let mut cmd = fcall("nasfleet_worker_rung", &[&k.jobs, &k.outcome, &rung_key]);
+        // `{:e}` is the shortest form that reads back to the same double, in
+        // a syntax Lua's tonumber accepts; the value is finite (rung_value).
+        cmd.arg(consumer.name())
+            .arg(&lease.entry_id)
+            .arg(&lease.job_id)
+            .arg(format!("{:e}", rung_value(value)))
+            .arg(kind)
+            .arg(eta)
+            .arg(min_peers);
+        let v = self.run(OP, &cmd).await?;
+        parse_rung(OP, &v)
+    }
+
     async fn status(&self, limit: usize) -> Result<QueueStatus> {
         const OP: &str = "status";
         let k = &self.inner.keys;
@@ -1153,6 +1250,7 @@ mod tests {
             "dead_letter",
             "release",
             "abandon",
+            "rung",
         ] {
             let decl = format!("redis.register_function('nasfleet_worker_{f}'");
             assert!(LIBRARY_SOURCE.contains(&decl), "missing {decl}");

@@ -346,6 +346,35 @@ pub enum EnqueueOutcome {
     AlreadyFinished,
 }
 
+/// What [`requeue`](crate::JobQueue::requeue) did with one job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Requeued {
+    /// The dead letter was removed and the job is back in the queue as a
+    /// new entry, with its delivery count starting afresh.
+    Requeued {
+        /// The new stream entry.
+        entry_id: String,
+    },
+    /// The job finished with a result: nothing to put back.
+    Finished,
+    /// The job has no outcome yet (queued or in flight): nothing to put back.
+    Pending,
+    /// The run never had this job.
+    Unknown,
+}
+
+impl Requeued {
+    /// A short word for operators (`requeued`, `finished`, `pending`, `unknown`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Requeued::Requeued { .. } => "requeued",
+            Requeued::Finished => "finished",
+            Requeued::Pending => "pending",
+            Requeued::Unknown => "unknown",
+        }
+    }
+}
+
 /// What a terminal call ([`complete`](crate::JobQueue::complete),
 /// [`dead_letter`](crate::JobQueue::dead_letter)) did.
 ///
@@ -370,6 +399,63 @@ impl Completion {
     pub fn is_mine(self) -> bool {
         matches!(self, Completion::Recorded | Completion::AlreadyRecorded)
     }
+}
+
+// ---------------------------------------------------------------------------
+// Early stopping: a child's score at a rung and the recorded decision.
+// ---------------------------------------------------------------------------
+
+pub use nasfleet_util::rung::{RungDecision, RungRule};
+
+/// Highest epoch a rung may be at.
+pub const MAX_RUNG_EPOCH: u32 = 100_000;
+
+/// A child's score at one rung and the decision recorded for it, as
+/// [`JobQueue::record_rung`](crate::JobQueue::record_rung) returns it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RungRecord {
+    /// The decision: the same for every call about this (job, epoch).
+    pub decision: RungDecision,
+    /// The score recorded (the first call's; NaN and infinities are stored
+    /// as the most negative / positive finite double).
+    pub value: f64,
+    /// How many other children's scores were at the rung when it was decided.
+    pub peers: u64,
+    /// True when this call recorded it; false when it had been recorded
+    /// before (a resumed child, a retried call).
+    pub first: bool,
+}
+
+/// The answer of [`JobQueue::record_rung`](crate::JobQueue::record_rung).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RungReply {
+    /// The decision for this (job, epoch), recorded now or before.
+    Decided(RungRecord),
+    /// This consumer does not hold the job's lease any more (it expired and
+    /// was claimed, or was given back): nothing recorded; stop working on it.
+    LeaseLost,
+    /// The job already has its outcome: nothing recorded; stop working on it.
+    Finished,
+}
+
+/// The score as stored: finite, so that Lua's `tonumber` and Rust read the
+/// same double (NaN is the worst score).
+pub(crate) fn rung_value(v: f64) -> f64 {
+    if v.is_nan() {
+        f64::MIN
+    } else {
+        v.clamp(f64::MIN, f64::MAX)
+    }
+}
+
+pub(crate) fn check_rung_epoch(epoch: u32) -> Result<()> {
+    if epoch == 0 || epoch > MAX_RUNG_EPOCH {
+        return Err(QueueError::invalid(
+            "rung epoch",
+            format!("must be 1 to {MAX_RUNG_EPOCH}, got {epoch}"),
+        ));
+    }
+    Ok(())
 }
 
 /// Where a run stands, as its controller (or an operator) last set it.

@@ -10,6 +10,11 @@
 //!   reader never sees half a file.
 //! - [`Backoff`]: the exponential pause between retries of a failed call.
 //! - [`panic_message`]: the text of a caught panic.
+//! - [`rung`]: the early-stopping decision at a rung (median, ASHA), shared
+//!   by the core's config, the in-memory queue and (mirrored) the Redis
+//!   function library.
+
+pub mod rung;
 
 use std::any::Any;
 use std::fs::File;

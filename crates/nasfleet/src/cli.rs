@@ -398,6 +398,31 @@ pub(crate) enum ControllerCommand {
                             autoscalers release their machines. Continue with `nasfleet controller start --resume` \
                             (exactly as if the run had never stopped) and start workers again.")]
     Stop(ControllerStopArgs),
+    /// Put dead-lettered children back in the queue after a fix (all of them, those of one --reason, or the JOBs named).
+    #[command(after_help = "Examples:\n  nasfleet controller requeue --redis redis://controller:PASSWORD@queue-host:6379/ --run cifar10\n  \
+                            nasfleet controller requeue --redis ... --run cifar10 --reason trainer_error\n  \
+                            nasfleet controller requeue --redis ... --run cifar10 cifar10-000042 cifar10-000057\n\n\
+                            `controller status` lists the dead letters with their reasons. Each requeued child \
+                            leaves the dead letters and runs again with a fresh delivery count. The controller \
+                            already applied it as a failure; its new result is applied once, as a late child: it \
+                            counts for the best child, best.json and the totals, and is a `late: true` line in \
+                            history.jsonl, but it does not enter the strategy's update (its batch was applied \
+                            without it). If the run has finished or stopped, resume its controller \
+                            (`nasfleet controller start --resume`) to collect the results: it waits for the \
+                            requeued children before finishing.")]
+    Requeue(ControllerRequeueArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ControllerRequeueArgs {
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// Only dead letters with this reason (e.g. trainer_error, max_deliveries, invalid_payload); ignored when JOBs are named.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Job ids to requeue (default: every dead letter of the run).
+    #[arg(value_name = "JOB")]
+    pub jobs: Vec<String>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -15,11 +15,12 @@ use nasfleet_fleet::{
     ControllerOptions, ControllerState, ControllerSummary, FleetSettings, LocalOptions, RedisBoard,
     WorkerOptions, WorkerOverrides,
 };
-use nasfleet_queue::{Consumer, RedisQueue, RedisQueueConfig, RunLifecycle, TlsFiles};
+use nasfleet_queue::{Consumer, RedisQueue, RedisQueueConfig, Requeued, RunLifecycle, TlsFiles};
 use tokio::sync::watch;
 
 use crate::cli::{
-    ControllerCommand, ControllerStartArgs, ControllerStatusArgs, ControllerStopArgs, LocalArgs, RedisArgs, WorkerArgs,
+    ControllerCommand, ControllerRequeueArgs, ControllerStartArgs, ControllerStatusArgs, ControllerStopArgs, LocalArgs,
+    RedisArgs, WorkerArgs,
 };
 use crate::choose::{strategy, Trainers};
 
@@ -117,7 +118,47 @@ pub(crate) fn controller(cmd: ControllerCommand) -> Result<()> {
         ControllerCommand::Start(args) => controller_start(args),
         ControllerCommand::Status(args) => controller_status(args),
         ControllerCommand::Stop(args) => controller_stop(args),
+        ControllerCommand::Requeue(args) => controller_requeue(args),
     }
+}
+
+fn controller_requeue(args: ControllerRequeueArgs) -> Result<()> {
+    let rcfg = redis_config(&args.redis, &FleetSettings::default())?;
+    let run = &args.redis.run;
+    let rt = runtime()?;
+    let report = rt.block_on(async {
+        let queue = RedisQueue::connect(rcfg).await.context("connecting to the queue")?;
+        nasfleet_fleet::requeue(&queue, &args.jobs, args.reason.as_deref()).await.context("requeueing dead letters")
+    })?;
+    if report.jobs.is_empty() {
+        match &args.reason {
+            Some(r) => println!("run {run} has no dead letters with reason {r}"),
+            None => println!("run {run} has no dead letters"),
+        }
+        return Ok(());
+    }
+    for (job, answer) in &report.jobs {
+        let why = match answer {
+            Requeued::Requeued { .. } => "",
+            Requeued::Finished => " (it finished with a result: nothing to requeue)",
+            Requeued::Pending => " (it has no outcome yet: queued or in flight)",
+            Requeued::Unknown => " (the run has no dead letter of this job)",
+        };
+        println!("{job}\t{}{why}", answer.as_str());
+    }
+    let n = report.requeued();
+    eprintln!("{n} of {} job(s) requeued in run {run}", report.jobs.len());
+    if n > 0 && report.lifecycle.is_over() {
+        eprintln!(
+            "run {run} was {}: resume its controller to collect the requeued children's results (it waits for them \
+             before finishing again):\n  nasfleet controller start --resume --run {run} --config runs/{run}/config.toml",
+            report.lifecycle.as_str()
+        );
+    }
+    if n == 0 && !args.jobs.is_empty() {
+        anyhow::bail!("none of the named jobs was a dead letter of run {run}");
+    }
+    Ok(())
 }
 
 fn controller_stop(args: ControllerStopArgs) -> Result<()> {
@@ -333,6 +374,10 @@ fn print_summary(s: &ControllerSummary, resume_hint: &str) {
             println!("{}", serde_json::to_string_pretty(&b.arch).unwrap_or_default());
         }
         None => println!("no child finished with a reward"),
+    }
+    println!("epochs trained: {}", s.state.epochs_trained);
+    if let Some(line) = nasfleet_fleet::status::early_stop_line(&s.state) {
+        println!("{line}");
     }
     println!("run directory: {}", s.run_dir.display());
 }

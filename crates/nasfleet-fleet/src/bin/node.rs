@@ -8,9 +8,10 @@
 //!     [--max-deliveries N] [--block-ms N] [--stop-grace-ms N] [--retry-for-ms N]
 //!     [--work-dir DIR] [--max-jobs N] [--step-ms N] [--crash-jobs ID,ID]
 //!     [--crash-mode panic|retryable|permanent|exit] [--ignore-stop] [--trace FILE]
+//!     [--rung-trace FILE] [--rung-pause-ms N]
 //!     [--idle-exit-ms N] [--preemption-notice aws|gcp|URL] [--notice-poll-ms N]
 //! nasfleet-fleet-node controller --config FILE --redis URL --run RUN --run-dir DIR
-//!     [--resume] [--crash-at updated|history|checkpointed|enqueued|acked:STEP[:INDEX]]
+//!     [--resume] [--crash-at updated|history|checkpointed|enqueued|acked:STEP[:INDEX] | late-history | late-checkpointed]
 //! ```
 //!
 //! `--crash-at` exits the controller with status 86 at that point of that
@@ -135,6 +136,8 @@ async fn worker(a: Args) -> Result<(), String> {
         crash: a.flags.get("crash-mode").map(|s| s.parse::<CrashMode>()).transpose()?.unwrap_or_default(),
         ignore_stop: a.switch("ignore-stop"),
         trace: a.flags.get("trace").map(PathBuf::from),
+        rung_trace: a.flags.get("rung-trace").map(PathBuf::from),
+        rung_pause: a.ms("rung-pause-ms", Duration::ZERO)?,
     };
     let opts = WorkerOptions {
         consumer: Consumer::local("cpu").map_err(|e| e.to_string())?,
@@ -171,6 +174,11 @@ fn crash_point(spec: &str) -> Result<Point, String> {
             .parse()
             .map_err(|_| format!("--crash-at {spec:?}: field {i} is not a number"))
     };
+    match parts[0] {
+        "late-history" => return Ok(Point::LateWritten),
+        "late-checkpointed" => return Ok(Point::LateCheckpointed),
+        _ => {}
+    }
     let step = num(1)?;
     Ok(match parts[0] {
         "updated" => Point::Updated { step },

@@ -205,6 +205,21 @@ impl<T> Book<T> {
         true
     }
 
+    /// The outcome held for job `seq`, if any.
+    pub(super) fn held(&self, seq: u64) -> Option<&T> {
+        self.arrived.get(&seq).map(|(_, o)| o)
+    }
+
+    /// Replaces the outcome held for job `seq` by a later one (a job
+    /// requeued after its dead letter arrived, before its batch was
+    /// applied); returns the replaced event's id, to acknowledge. `None`
+    /// (and nothing changed) when the job holds no outcome.
+    pub(super) fn supersede(&mut self, seq: u64, event_id: String, outcome: T) -> Option<String> {
+        let held = self.arrived.get_mut(&seq)?;
+        let (old, _) = std::mem::replace(held, (event_id, outcome));
+        Some(old)
+    }
+
     /// The next batch, if every one of its jobs has an outcome.
     pub(super) fn ready(&self) -> Option<u64> {
         let b = self.next_batch;
@@ -259,6 +274,21 @@ mod tests {
     /// The sequence numbers and outcomes of a taken batch.
     fn seqs(r: &ReadyBatch<&'static str>) -> Vec<(u64, &'static str)> {
         r.jobs.iter().map(|d| (d.job.seq, d.outcome)).collect()
+    }
+
+    #[test]
+    fn a_later_outcome_supersedes_a_held_one_and_hands_back_its_event() {
+        let mut b = issued(4, 2, 2);
+        assert!(b.record(0, ev(0), "dead"));
+        assert_eq!(b.held(0), Some(&"dead"));
+        assert_eq!(b.supersede(1, "x".into(), "ok"), None, "nothing held for job 1");
+        assert_eq!(b.supersede(0, "ev-0b".into(), "ok").as_deref(), Some("ev-0"));
+        assert_eq!(b.admit(0, "ev-0b"), Admission::Held);
+        assert_eq!(b.admit(0, "ev-0"), Admission::Duplicate);
+        ok(&mut b, [1]);
+        let r = b.take_ready().unwrap();
+        assert_eq!(seqs(&r), vec![(0, "ok"), (1, "ok")]);
+        assert_eq!(r.jobs[0].event_id, "ev-0b");
     }
 
     #[test]

@@ -131,23 +131,37 @@ impl<Q: JobQueue> Calls<Q> {
         }
     }
 
-    /// Acknowledges result events left pending by a predecessor that
-    /// crashed between its last checkpoint and its acknowledgement (all of
-    /// them are of applied jobs). Best-effort: they would only be re-read.
-    pub(super) async fn drain(&self, r: &Reader) {
-        loop {
-            let ids: Vec<String> = match self.queue.read_results(&r.consumer, r.max, Duration::ZERO).await {
-                Ok(ev) if !ev.is_empty() => ev.into_iter().map(|e| e.id).collect(),
-                Ok(_) => return,
-                Err(e) => {
-                    warn!(error = %e, "cannot read leftover results");
-                    return;
-                }
-            };
-            if let Err(e) = self.queue.ack_results(&ids).await {
-                warn!(error = %e, "cannot acknowledge leftover results");
-                return;
+    /// One non-blocking read of the result events still there when the run
+    /// is over: events of applied jobs left pending by a predecessor that
+    /// crashed between its last checkpoint and its acknowledgement, or a
+    /// late child's result. Best-effort: empty after a failure (they would
+    /// only be re-read by a resumed controller).
+    pub(super) async fn leftovers(&self, r: &Reader) -> Vec<ResultEvent> {
+        match self.queue.read_results(&r.consumer, r.max, Duration::ZERO).await {
+            Ok(events) => events,
+            Err(e) => {
+                warn!(error = %e, "cannot read leftover results");
+                Vec::new()
             }
         }
+    }
+
+    /// True while a dead-lettered job (`job_ids`) is back in the queue
+    /// (`nasfleet controller requeue`) without an outcome: its late result
+    /// is still to come. A failed read counts as waiting (asked again next
+    /// step).
+    pub(super) async fn awaiting_requeued(&self, job_ids: impl Iterator<Item = String>) -> Result<bool> {
+        for id in job_ids {
+            match self.queue.is_finished(&id).await {
+                Ok(true) => {}
+                Ok(false) => return Ok(true),
+                Err(e) if is_fatal(&e) => return Err(e.into()),
+                Err(e) => {
+                    warn!(error = %e, "cannot check a requeued job; asking again next step");
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 }

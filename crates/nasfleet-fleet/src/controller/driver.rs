@@ -8,14 +8,15 @@
 
 use nasfleet_core::config::ExperimentConfig;
 use nasfleet_core::strategy::SearchStrategy;
-use nasfleet_core::trainer::{JobSpec, JOB_FORMAT_VERSION};
+use nasfleet_core::trainer::{JobResult, JobSpec, JOB_FORMAT_VERSION};
 use nasfleet_queue::{JobQueue, ResultEvent, RunLifecycle};
 use nasfleet_util::Backoff;
 use tracing::{debug, info, warn};
 
 use super::batches::{Admission, Book, ReadyBatch};
 use super::calls::{Calls, Reader};
-use super::outcome::{settle, Outcome, Received, Tally};
+use super::outcome::{settle, settle_late, Outcome, Received, Tally};
+use super::pareto::ParetoBook;
 use super::resume::{self, write_best, Position, RunLog};
 use super::strategy::StrategyCell;
 use super::{reward_range, ControllerOptions, ControllerSummary, Point};
@@ -38,6 +39,23 @@ pub(super) struct Controller<Q> {
     /// Children per hour for the published state (not checkpointed: a
     /// resumed controller measures afresh).
     rate: std::sync::Mutex<RateMeter>,
+    /// Late children received and not applied yet (see [`Late`]).
+    late: Vec<Late>,
+    /// The Pareto fronts of the rewarded children (`pareto.json`).
+    pareto: ParetoBook,
+}
+
+/// The result of a requeued child whose batch was applied without it
+/// (it had been dead-lettered): applied on its own, exactly once — its
+/// event is acknowledged only after the checkpoint that records it, and the
+/// checkpoint no longer lists the job among the dead ones, so a re-read
+/// event is ignored.
+#[derive(Debug)]
+struct Late {
+    seq: u64,
+    event_id: String,
+    by: String,
+    result: JobResult,
 }
 
 /// Children applied per hour over the last [`RateMeter::WINDOW`].
@@ -90,6 +108,15 @@ impl<Q: JobQueue> Controller<Q> {
     ) -> Result<(Self, bool)> {
         warn_about(cfg);
         let opened = resume::open(&queue, cfg, strategy.as_mut(), &opts.run, &opts.run_dir, opts.resume).await?;
+        // After open: a resumed history is cut back to its checkpoint.
+        let pareto = if opened.resumed {
+            let book = ParetoBook::rebuild(&cfg.reward, &opts.run_dir)?;
+            book.write(&opts.run_dir)?;
+            book
+        } else {
+            let _ = std::fs::remove_file(opts.run_dir.join(crate::rundir::files::PARETO));
+            ParetoBook::new(&cfg.reward)
+        };
         let c = Controller {
             calls: Calls { queue, shutdown },
             cfg: cfg.clone(),
@@ -99,6 +126,8 @@ impl<Q: JobQueue> Controller<Q> {
             log: opened.log,
             tally: opened.tally,
             rate: std::sync::Mutex::new(RateMeter::default()),
+            late: Vec::new(),
+            pareto,
         };
         Ok((c, opened.resumed))
     }
@@ -114,8 +143,8 @@ impl<Q: JobQueue> Controller<Q> {
         self.publish("running").await;
         let mut reader = Reader::new(self.opts.consumer.clone(), self.read_max(), self.opts.block);
         loop {
-            if self.book.is_finished() {
-                return Ok(self.done(&reader).await);
+            if self.book.is_finished() && self.late.is_empty() && !self.awaiting_requeued().await? {
+                return self.done(&reader).await;
             }
             if self.calls.shutdown.is_requested() {
                 return Ok(self.stopped().await);
@@ -138,7 +167,18 @@ impl<Q: JobQueue> Controller<Q> {
                     return Ok(self.stopped().await);
                 }
             }
+            if !self.apply_late().await? {
+                return Ok(self.stopped().await);
+            }
         }
+    }
+
+    /// Whether a dead-lettered child was requeued and its result is still
+    /// to come (only asked once every batch is applied: the run then waits
+    /// for it instead of finishing).
+    async fn awaiting_requeued(&self) -> Result<bool> {
+        let run = &self.opts.run;
+        self.calls.awaiting_requeued(self.tally.dead.keys().map(|&seq| job_id(run, seq))).await
     }
 
     /// Publishes the run's fleet settings on the board before any job is
@@ -219,13 +259,20 @@ impl<Q: JobQueue> Controller<Q> {
                 warn!(job_id = %ev.job_id, by = %ev.by, "ignoring a result for a job this run has not issued");
                 Some(ev.id)
             }
-            Admission::Applied => {
-                debug!(job_id = %ev.job_id, "result of a job already applied (re-read after a restart)");
-                Some(ev.id)
-            }
+            Admission::Applied => self.receive_late(seq, ev),
             // The same event, re-read after a lost reply.
             Admission::Held => None,
             Admission::Duplicate => {
+                // A job requeued after its dead letter arrived but before its
+                // batch was applied: its result replaces the dead letter.
+                let dead_held = matches!(self.book.held(seq), Some(Received { outcome: Outcome::Dead { .. }, .. }));
+                if dead_held {
+                    let outcome = Outcome::judge(&ev.job_id, ev.outcome.clone(), reward_range(&self.cfg.reward));
+                    if matches!(outcome, Outcome::Rewarded(_)) {
+                        info!(job_id = %ev.job_id, by = %ev.by, "a requeued child's result replaces its dead letter");
+                        return self.book.supersede(seq, ev.id, Received { by: ev.by, outcome });
+                    }
+                }
                 warn!(job_id = %ev.job_id, by = %ev.by, "ignoring a second result event for a job");
                 Some(ev.id)
             }
@@ -244,12 +291,86 @@ impl<Q: JobQueue> Controller<Q> {
         }
     }
 
+    /// An event of a job whose batch is applied: a late child's result
+    /// (kept for [`apply_late`](Self::apply_late); `None`), or one to
+    /// ignore and acknowledge at once (a re-read after a restart).
+    fn receive_late(&mut self, seq: u64, ev: ResultEvent) -> Option<String> {
+        if !self.tally.dead.contains_key(&seq) {
+            debug!(job_id = %ev.job_id, "result of a job already applied (re-read after a restart)");
+            return Some(ev.id);
+        }
+        if let Some(held) = self.late.iter().find(|l| l.seq == seq) {
+            // The same event re-read after a lost reply is acknowledged with
+            // the one held; any other is a second result.
+            return (held.event_id != ev.id).then_some(ev.id);
+        }
+        match Outcome::judge(&ev.job_id, ev.outcome, reward_range(&self.cfg.reward)) {
+            Outcome::Rewarded(result) => {
+                info!(job_id = %ev.job_id, by = %ev.by, reward = result.reward, "a requeued child finished (late child)");
+                self.late.push(Late { seq, event_id: ev.id, by: ev.by, result });
+                None
+            }
+            // The job's first dead letter re-read after a restart, or a
+            // requeued child that failed again (it stays dead; it may be
+            // requeued again).
+            Outcome::Dead { reason, .. } => {
+                debug!(job_id = %ev.job_id, %reason, "dead letter of a job already applied as dead");
+                Some(ev.id)
+            }
+            Outcome::Invalid { detail } => {
+                warn!(job_id = %ev.job_id, by = %ev.by, %detail, "invalid result of a requeued child: it stays dead");
+                Some(ev.id)
+            }
+        }
+    }
+
+    /// Applies the late children received (history lines, totals, best
+    /// child), checkpoints, then acknowledges their events. `Ok(false)`:
+    /// stopped on request (the checkpoint is written; a resumed controller
+    /// ignores the re-read events).
+    async fn apply_late(&mut self) -> Result<bool> {
+        if self.late.is_empty() {
+            return Ok(true);
+        }
+        let applied_ms = now_ms();
+        let m = self.book.batch_size();
+        let mut lines = Vec::with_capacity(self.late.len());
+        let mut acks = Vec::with_capacity(self.late.len());
+        let before = self.tally.best.clone();
+        for late in std::mem::take(&mut self.late) {
+            let Some(job) = self.tally.dead.remove(&late.seq) else { continue };
+            self.tally.epochs.add(&late.result, self.cfg.train.epochs);
+            let (line, best) = settle_late(&self.opts.run, job, late.seq / m, late.by, late.result, self.tally.best.take(), applied_ms);
+            self.tally.best = best;
+            self.tally.rewarded += 1;
+            self.tally.failed = self.tally.failed.saturating_sub(1);
+            lines.push(line);
+            acks.push(late.event_id);
+        }
+        self.log.history.append(&lines)?;
+        if self.pareto.add(&lines) {
+            self.pareto.write(&self.opts.run_dir)?;
+        }
+        self.probe(Point::LateWritten);
+        self.save_checkpoint()?;
+        self.probe(Point::LateCheckpointed);
+        if self.tally.best != before {
+            write_best(&self.opts.run_dir, self.tally.best.as_ref())?;
+        }
+        info!(children = lines.len(), best = self.tally.best.as_ref().map(|b| b.reward), "applied late children");
+        if !self.calls.ack(&acks).await? {
+            return Ok(false);
+        }
+        self.publish(if self.book.is_finished() { "finished" } else { "running" }).await;
+        Ok(true)
+    }
+
     /// Applies a complete batch (step `index + 1`). `Ok(false)`: stopped on
     /// request before finishing the step (the checkpoint is written; resume
     /// completes it).
     async fn apply(&mut self, batch: ReadyBatch<Received>) -> Result<bool> {
         let step = batch.index + 1;
-        let settled = settle(&self.opts.run, batch, self.tally.best.clone(), now_ms());
+        let settled = settle(&self.opts.run, batch, self.tally.best.clone(), now_ms(), self.cfg.train.epochs);
         let b = settled.batch;
         let stats = if settled.feedback.is_empty() {
             warn!(batch = b, "every job of the batch failed: no update");
@@ -261,8 +382,13 @@ impl<Q: JobQueue> Controller<Q> {
             Some(s)
         };
         self.tally.failed += settled.failed;
+        self.tally.dead.extend(settled.dead.into_iter().map(|o| (o.seq, o)));
+        self.tally.epochs.merge(settled.epochs);
         self.probe(Point::Updated { step });
         self.log.history.append(&settled.lines)?;
+        if self.pareto.add(&settled.lines) {
+            self.pareto.write(&self.opts.run_dir)?;
+        }
         let policy_version = self.strategy.policy_version()?;
         let (jobs, rewards) = settled.rewarded.into_iter().unzip();
         self.log.updates.append(&[UpdateLine { batch: b, jobs, rewards, policy_version, stats: stats.clone() }])?;
@@ -332,6 +458,7 @@ impl<Q: JobQueue> Controller<Q> {
             train: self.cfg.train.clone(),
             reward: self.cfg.reward.clone(),
             seed: child_seed(self.cfg.search.seed, o.seq),
+            early_stop: self.cfg.early_stop.clone(),
         };
         serde_json::to_string(&spec).map_err(|e| FleetError::Thread(format!("cannot serialise a job: {e}")))
     }
@@ -377,6 +504,10 @@ impl<Q: JobQueue> Controller<Q> {
             best_arch: best.map(|b| b.arch.clone()),
             updated_ms: now_ms(),
             children_per_hour: self.rate.lock().unwrap_or_else(|p| p.into_inner()).record(self.tally.applied()),
+            stopped: self.tally.epochs.stopped,
+            epochs_trained: self.tally.epochs.trained,
+            epochs_saved: self.tally.epochs.saved,
+            train_seconds: self.tally.epochs.train_ms as f64 / 1000.0,
         }
     }
 
@@ -399,8 +530,19 @@ impl<Q: JobQueue> Controller<Q> {
         self.summary(state, false)
     }
 
-    async fn done(&self, reader: &Reader) -> ControllerSummary {
-        self.calls.drain(reader).await;
+    async fn done(&mut self, reader: &Reader) -> Result<ControllerSummary> {
+        // Events still pending: of applied jobs (acknowledged), or a late
+        // child's result that arrived since the last read (applied).
+        loop {
+            let events = self.calls.leftovers(reader).await;
+            if events.is_empty() {
+                break;
+            }
+            let acks: Vec<String> = events.into_iter().filter_map(|ev| self.receive(ev)).collect();
+            if !self.calls.ack(&acks).await? || !self.apply_late().await? {
+                return Ok(self.stopped().await);
+            }
+        }
         info!(
             rewarded = self.tally.rewarded,
             failed = self.tally.failed,
@@ -414,7 +556,7 @@ impl<Q: JobQueue> Controller<Q> {
         if let Err(e) = self.calls.queue.set_lifecycle(RunLifecycle::Finished).await {
             warn!(error = %e, "cannot mark the run finished; workers will not leave by themselves");
         }
-        self.summary(state, true)
+        Ok(self.summary(state, true))
     }
 
     fn summary(&self, state: ControllerState, finished: bool) -> ControllerSummary {

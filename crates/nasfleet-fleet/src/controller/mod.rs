@@ -22,6 +22,19 @@
 //!                                     (atomic) ─► enqueue (idempotent) ─► ack batch k's results
 //! ```
 //!
+//! # Late children
+//!
+//! A dead-lettered child that an operator puts back (`nasfleet controller
+//! requeue`) finishes after its batch was applied without it. Its result is
+//! applied on its own (`driver::apply_late`): a `late: true` history line,
+//! the totals and the best child, then a checkpoint, then the event's
+//! acknowledgement — never the strategy (the update it belonged to is made;
+//! REINFORCE is on-policy). The checkpoint lists the children applied as
+//! dead; a result of a job not on that list is ignored, so each late child
+//! counts once. Requeued before its batch was applied, the child's result
+//! simply replaces its dead letter in the batch. A finished run waits for
+//! requeued children before finishing again.
+//!
 //! A crash anywhere is recovered by `--resume`: the checkpoint has the
 //! strategy, the next batch, the issued count and the outstanding jobs with
 //! their actions, and the lengths of `history.jsonl` / `updates.jsonl`. The
@@ -42,6 +55,7 @@
 //!   which batch is complete, which events to ignore.
 //! * `outcome` — results read as typed `JobResult`s and validated; a complete
 //!   batch settled into feedback, history lines and the best child.
+//! * `pareto` — the run's Pareto fronts (`pareto.json`), bounded in memory.
 //! * `resume` — the run directory: starting, checkpointing, resuming.
 //! * `calls` — the queue calls, retried through outages with one back-off.
 //! * `strategy` — the strategy, its long calls run off the async runtime.
@@ -67,6 +81,7 @@ mod batches;
 mod calls;
 mod driver;
 mod outcome;
+mod pareto;
 mod resume;
 mod strategy;
 
@@ -105,6 +120,11 @@ pub enum Point {
         /// Step.
         step: u64,
     },
+    /// Late children's history lines are on disk (not checkpointed yet).
+    LateWritten,
+    /// The checkpoint recording late children is on disk (their events
+    /// not acknowledged yet).
+    LateCheckpointed,
 }
 
 /// Called at every [`Point`]; fault tests use it to crash the controller at

@@ -9,6 +9,8 @@
 //! [`JOB_FORMAT_VERSION`], not a job result, names another job, or has a
 //! reward that is not a finite number inside the reward rule's range.
 
+use std::collections::BTreeMap;
+
 use nasfleet_core::strategy::Feedback;
 use nasfleet_core::trainer::{JobResult, JOB_FORMAT_VERSION};
 use nasfleet_queue::JobOutcome;
@@ -18,7 +20,7 @@ use serde::Deserialize;
 use super::batches::ReadyBatch;
 use super::MAX_RESULT_BYTES;
 use crate::ids::job_id;
-use crate::rundir::{Best, HistoryLine};
+use crate::rundir::{Best, HistoryLine, Outstanding};
 
 /// A job's terminal outcome as the controller judged it.
 #[derive(Clone, Debug, PartialEq)]
@@ -112,6 +114,47 @@ pub(super) struct Tally {
     pub(super) failed: u64,
     /// The best child so far.
     pub(super) best: Option<Best>,
+    /// Children applied as dead letters, by sequence number: the ones a
+    /// requeue can bring back as late children.
+    pub(super) dead: BTreeMap<u64, Outstanding>,
+    /// Epoch accounting of the rewarded children (early stopping).
+    pub(super) epochs: EpochTally,
+}
+
+/// Epochs trained and saved by early stopping, over rewarded children
+/// (checkpointed; shown by `controller status` and the run summary).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct EpochTally {
+    /// Children that ended with status `stopped` (counted in `rewarded`).
+    pub(super) stopped: u64,
+    /// Epochs trained, every rewarded child.
+    pub(super) trained: u64,
+    /// Epochs the stopped children did not train: planned − trained, summed.
+    pub(super) saved: u64,
+    /// Training time the workers reported, ms (sum of per-epoch seconds).
+    pub(super) train_ms: u64,
+}
+
+impl EpochTally {
+    /// Adds one rewarded child of `planned` epochs.
+    pub(super) fn add(&mut self, r: &JobResult, planned: usize) {
+        let trained = r.metrics.len() as u64;
+        self.trained += trained;
+        let secs: f64 = r.metrics.iter().map(|m| m.seconds).filter(|s| s.is_finite() && *s > 0.0).sum();
+        self.train_ms += (secs * 1000.0).round() as u64;
+        if let Some(at) = r.stopped_at {
+            self.stopped += 1;
+            self.saved += (planned as u64).saturating_sub(at as u64);
+        }
+    }
+
+    /// Adds another tally.
+    pub(super) fn merge(&mut self, o: EpochTally) {
+        self.stopped += o.stopped;
+        self.trained += o.trained;
+        self.saved += o.saved;
+        self.train_ms += o.train_ms;
+    }
 }
 
 impl Tally {
@@ -139,10 +182,25 @@ pub(super) struct Settled {
     pub(super) failed: u64,
     /// The best child after this batch (`best` given, or a better one of it).
     pub(super) best: Option<Best>,
+    /// The batch's dead-lettered jobs (see [`Tally::dead`]).
+    pub(super) dead: Vec<Outstanding>,
+    /// Epoch accounting of the batch's rewarded children.
+    pub(super) epochs: EpochTally,
 }
 
 /// Settles a complete batch of run `run`, given the best child before it.
-pub(super) fn settle(run: &str, batch: ReadyBatch<Received>, mut best: Option<Best>, applied_ms: u64) -> Settled {
+/// Children were planned to train `planned_epochs` epochs each.
+///
+/// A child that early stopping ended (status `stopped`) is rewarded like
+/// any other: its reward (the reward rule over the epochs it trained) goes
+/// to the strategy, and it may be the best child.
+pub(super) fn settle(
+    run: &str,
+    batch: ReadyBatch<Received>,
+    mut best: Option<Best>,
+    applied_ms: u64,
+    planned_epochs: usize,
+) -> Settled {
     let mut s = Settled {
         batch: batch.index,
         feedback: Vec::new(),
@@ -151,53 +209,26 @@ pub(super) fn settle(run: &str, batch: ReadyBatch<Received>, mut best: Option<Be
         acks: Vec::with_capacity(batch.jobs.len()),
         failed: 0,
         best: None,
+        dead: Vec::new(),
+        epochs: EpochTally::default(),
     };
     for done in batch.jobs {
         let (job, received) = (done.job, done.outcome);
         s.acks.push(done.event_id);
-        let id = job_id(run, job.seq);
-        let mut line = HistoryLine {
-            job_id: id.clone(),
-            seq: job.seq,
-            batch: batch.index,
-            status: String::new(),
-            reward: None,
-            arch: job.arch.clone(),
-            actions: job.actions.clone(),
-            policy_version: job.policy_version,
-            metrics: serde_json::Value::Null,
-            worker: received.by,
-            started_ms: None,
-            finished_ms: None,
-            applied_ms,
-            reason: None,
-            detail: None,
-        };
+        let mut line = blank_line(run, &job, batch.index, received.by, applied_ms);
         match received.outcome {
             Outcome::Rewarded(r) => {
-                let reward = r.reward;
-                s.feedback.push(Feedback { actions: job.actions, reward });
-                s.rewarded.push((id.clone(), reward));
-                let better = match &best {
-                    None => true,
-                    Some(b) => reward > b.reward,
-                };
-                if better {
-                    best = Some(Best { job_id: id, reward, arch: job.arch, policy_version: job.policy_version });
-                }
-                line.status = "ok".into();
-                line.reward = Some(reward);
-                // Non-finite metrics become null again, as the worker sent them.
-                line.metrics = serde_json::to_value(&r.metrics).unwrap_or(serde_json::Value::Null);
-                line.started_ms = Some(r.started_ms);
-                line.finished_ms = Some(r.finished_ms);
-                line.detail = r.note;
+                s.feedback.push(Feedback { actions: job.actions.clone(), reward: r.reward });
+                s.rewarded.push((line.job_id.clone(), r.reward));
+                s.epochs.add(&r, planned_epochs);
+                best = rewarded(&mut line, job, r, best);
             }
             Outcome::Dead { reason, error } => {
                 s.failed += 1;
                 line.status = "dead".into();
                 line.reason = Some(reason);
                 line.detail = Some(error);
+                s.dead.push(job);
             }
             Outcome::Invalid { detail } => {
                 s.failed += 1;
@@ -210,6 +241,71 @@ pub(super) fn settle(run: &str, batch: ReadyBatch<Received>, mut best: Option<Be
     }
     s.best = best;
     s
+}
+
+/// A late child: job `job` of batch `batch`, applied as a dead letter,
+/// requeued, and now rewarded with `result`. Returns its history line
+/// (`late: true`) and the best child after it. Its reward never reaches the
+/// strategy: the batch it was sampled for is applied, and an update from a
+/// later batch must only see children of that batch's policy (REINFORCE is
+/// on-policy; evolution's and local search's proposals were made without
+/// it too). It counts for the totals and the best child.
+pub(super) fn settle_late(
+    run: &str,
+    job: Outstanding,
+    batch: u64,
+    by: String,
+    result: JobResult,
+    best: Option<Best>,
+    applied_ms: u64,
+) -> (HistoryLine, Option<Best>) {
+    let mut line = blank_line(run, &job, batch, by, applied_ms);
+    line.late = true;
+    let best = rewarded(&mut line, job, result, best);
+    (line, best)
+}
+
+/// The history line of `job` before its outcome is filled in.
+fn blank_line(run: &str, job: &Outstanding, batch: u64, by: String, applied_ms: u64) -> HistoryLine {
+    HistoryLine {
+        job_id: job_id(run, job.seq),
+        seq: job.seq,
+        batch,
+        status: String::new(),
+        reward: None,
+        arch: job.arch.clone(),
+        actions: job.actions.clone(),
+        policy_version: job.policy_version,
+        metrics: serde_json::Value::Null,
+        worker: by,
+        started_ms: None,
+        finished_ms: None,
+        applied_ms,
+        reason: None,
+        detail: None,
+        late: false,
+        cost: None,
+        stopped_at: None,
+    }
+}
+
+/// Fills in `line` for a rewarded child; returns the best child after it
+/// (a strictly better reward replaces the best: the first of equals wins).
+fn rewarded(line: &mut HistoryLine, job: Outstanding, r: JobResult, best: Option<Best>) -> Option<Best> {
+    let reward = r.reward;
+    line.status = r.status().into();
+    line.stopped_at = r.stopped_at;
+    line.reward = Some(reward);
+    // Non-finite metrics become null again, as the worker sent them.
+    line.metrics = serde_json::to_value(&r.metrics).unwrap_or(serde_json::Value::Null);
+    line.started_ms = Some(r.started_ms);
+    line.finished_ms = Some(r.finished_ms);
+    line.detail = r.note;
+    line.cost = r.cost;
+    match best {
+        Some(b) if reward <= b.reward => Some(b),
+        _ => Some(Best { job_id: line.job_id.clone(), reward, arch: job.arch, policy_version: job.policy_version }),
+    }
 }
 
 #[cfg(test)]
@@ -230,6 +326,8 @@ mod tests {
             started_ms: 10,
             finished_ms: 20,
             note: None,
+            cost: None,
+            stopped_at: None,
         }
     }
 
@@ -354,7 +452,7 @@ mod tests {
         let invalid = Outcome::Invalid { detail: "reward 5 is outside [0, 1]".into() };
         let mut ok = result("r-000003", 0.75);
         ok.note = Some("a note".into());
-        let s = settle("r", batch(vec![Outcome::Rewarded(result("r-000000", 0.25)), dead(), invalid, Outcome::Rewarded(ok)]), None, 99);
+        let s = settle("r", batch(vec![Outcome::Rewarded(result("r-000000", 0.25)), dead(), invalid, Outcome::Rewarded(ok)]), None, 99, 1);
         assert_eq!(s.batch, 0);
         assert_eq!(s.feedback, vec![Feedback { actions: vec![0], reward: 0.25 }, Feedback { actions: vec![3], reward: 0.75 }]);
         assert_eq!(s.rewarded, vec![("r-000000".to_owned(), 0.25), ("r-000003".to_owned(), 0.75)]);
@@ -383,7 +481,7 @@ mod tests {
     #[test]
     fn a_batch_that_all_failed_gives_no_feedback_and_keeps_the_best() {
         let before = Best { job_id: "r-000000".into(), reward: 0.5, arch: serde_json::Value::Null, policy_version: 0 };
-        let s = settle("r", batch(vec![dead(), Outcome::Invalid { detail: "x".into() }]), Some(before.clone()), 1);
+        let s = settle("r", batch(vec![dead(), Outcome::Invalid { detail: "x".into() }]), Some(before.clone()), 1, 1);
         assert!(s.feedback.is_empty() && s.rewarded.is_empty());
         assert_eq!((s.failed, s.lines.len(), s.acks.len()), (2, 2, 2));
         assert_eq!(s.best, Some(before));
@@ -392,15 +490,32 @@ mod tests {
     #[test]
     fn the_best_child_changes_only_for_a_strictly_better_reward() {
         let before = Best { job_id: "old".into(), reward: 0.5, arch: serde_json::Value::Null, policy_version: 0 };
-        let tie = settle("r", batch(vec![Outcome::Rewarded(result("r-000000", 0.5))]), Some(before.clone()), 1);
+        let tie = settle("r", batch(vec![Outcome::Rewarded(result("r-000000", 0.5))]), Some(before.clone()), 1, 1);
         assert_eq!(tie.best, Some(before.clone()));
-        let s = settle("r", batch(vec![Outcome::Rewarded(result("r-000000", 0.6)), Outcome::Rewarded(result("r-000001", 0.6))]), Some(before), 1);
+        let s = settle("r", batch(vec![Outcome::Rewarded(result("r-000000", 0.6)), Outcome::Rewarded(result("r-000001", 0.6))]), Some(before), 1, 1);
         assert_eq!(s.best.map(|b| b.job_id), Some("r-000000".into()), "the first of equals wins");
     }
 
     #[test]
+    fn a_late_child_is_a_late_ok_line_of_its_own_batch_and_may_become_the_best() {
+        let s = settle("r", batch(vec![Outcome::Rewarded(result("r-000000", 0.5)), dead()]), None, 1, 3);
+        assert_eq!(s.dead.iter().map(|o| o.seq).collect::<Vec<_>>(), vec![1], "the dead job is kept for a requeue");
+        let job = s.dead[0].clone();
+        let (line, best) = settle_late("r", job, 0, "w9".into(), result("r-000001", 0.25), s.best.clone(), 7);
+        assert_eq!((line.job_id.as_str(), line.status.as_str(), line.reward, line.late, line.batch), ("r-000001", "ok", Some(0.25), true, 0));
+        assert_eq!((line.worker.as_str(), line.applied_ms, line.started_ms), ("w9", 7, Some(10)));
+        assert_eq!(best, s.best, "a worse late child leaves the best");
+        let (_, best) = settle_late("r", s.dead[0].clone(), 0, "w9".into(), result("r-000001", 0.9), s.best, 7);
+        assert_eq!(best.map(|b| (b.job_id, b.reward)), Some(("r-000001".to_owned(), 0.9)));
+        let text = serde_json::to_string(&line).unwrap();
+        assert!(text.contains("\"late\":true"), "{text}");
+        let ordinary = serde_json::to_string(&s.lines[0]).unwrap();
+        assert!(!ordinary.contains("late"), "ordinary lines are unchanged: {ordinary}");
+    }
+
+    #[test]
     fn the_tally_counts_applied_children() {
-        let t = Tally { rewarded: 3, failed: 2, best: None };
+        let t = Tally { rewarded: 3, failed: 2, ..Tally::default() };
         assert_eq!(t.applied(), 5);
     }
 }

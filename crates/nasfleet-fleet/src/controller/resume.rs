@@ -18,7 +18,7 @@ use nasfleet_queue::JobQueue;
 use tracing::info;
 
 use super::batches::Book;
-use super::outcome::{Received, Tally};
+use super::outcome::{EpochTally, Received, Tally};
 use crate::error::{FleetError, Result};
 use crate::rundir::{files, read_checkpoint, write_atomic, Best, Checkpoint, JsonLines, CHECKPOINT_FORMAT};
 
@@ -160,6 +160,13 @@ fn restore(dir: &Path, ck: Checkpoint, total: u64, m: u64) -> Result<Opened> {
             rewarded: ck.rewarded,
             failed: ck.failed,
             best: ck.best,
+            dead: ck.dead.into_iter().map(|o| (o.seq, o)).collect(),
+            epochs: EpochTally {
+                stopped: ck.stopped,
+                trained: ck.epochs_trained,
+                saved: ck.epochs_saved,
+                train_ms: ck.train_ms,
+            },
         },
         log: RunLog {
             history: JsonLines::reopen("history", dir.join(files::HISTORY), ck.history_bytes)?,
@@ -202,6 +209,11 @@ impl Position<'_> {
             failed: self.tally.failed,
             best: self.tally.best.clone(),
             finished: self.book.is_finished(),
+            dead: self.tally.dead.values().cloned().collect(),
+            stopped: self.tally.epochs.stopped,
+            epochs_trained: self.tally.epochs.trained,
+            epochs_saved: self.tally.epochs.saved,
+            train_ms: self.tally.epochs.train_ms,
         }
     }
 
@@ -229,7 +241,7 @@ pub(super) fn write_best(dir: &Path, best: Option<&Best>) -> Result<()> {
 mod tests {
     use super::*;
     use crate::controller::outcome::Outcome;
-    use crate::rundir::read_lines;
+    use crate::rundir::{read_lines, Outstanding};
     use nasfleet_core::config::StrategyKind;
     use nasfleet_core::strategy::{build_pure_strategy, Feedback};
     use nasfleet_queue::testing::TempDir;
@@ -286,7 +298,8 @@ mod tests {
         for seq in 4..6 {
             o.book.issue(vec![seq as u32], serde_json::Value::Null, 1);
         }
-        o.tally = Tally { rewarded: 2, failed: 0, best: None };
+        o.tally = Tally { rewarded: 2, failed: 0, best: None, ..Tally::default() };
+        o.tally.dead.insert(1, Outstanding { seq: 1, actions: vec![1], arch: serde_json::Value::Null, policy_version: 0 });
         let state = s.checkpoint().unwrap();
         let pos = Position { run: "r", strategy: s.name(), strategy_state: &state, book: &o.book, log: &o.log, tally: &o.tally };
         pos.save(dir).unwrap();
@@ -361,7 +374,8 @@ mod tests {
         let out: Vec<_> = o.book.outstanding().cloned().collect();
         assert_eq!(out.iter().map(|j| j.seq).collect::<Vec<_>>(), vec![2, 3, 4, 5]);
         assert_eq!(out, ck.outstanding);
-        assert_eq!(o.tally, Tally { rewarded: 2, failed: 0, best: None });
+        assert_eq!((o.tally.rewarded, o.tally.failed, o.tally.best.clone()), (2, 0, None));
+        assert_eq!(o.tally.dead.keys().copied().collect::<Vec<_>>(), vec![1], "the dead-lettered children");
         assert_eq!(read_lines::<String>("history", &dir.path().join(files::HISTORY)).unwrap(), ["one", "two"]);
         assert_eq!(read_lines::<String>("updates", &dir.path().join(files::UPDATES)).unwrap(), ["u0"]);
         assert_eq!((o.log.history.len(), o.log.updates.len()), (ck.history_bytes, ck.updates_bytes));

@@ -52,6 +52,7 @@ fn a_worker_with_only_the_run_serves_every_shipped_config() {
                 train: cfg.train.clone(),
                 reward: cfg.reward.clone(),
                 seed: child_seed(cfg.search.seed, seq),
+                early_stop: cfg.early_stop.clone(),
             };
             let payload = serde_json::to_string(&spec).unwrap();
             if let Err(r) = validate_job(&spec.job_id, run, &payload, &settings) {

@@ -45,6 +45,9 @@ pub(crate) fn report(node: &Node) -> WorkerReport {
         abandoned: n("abandoned"),
         released: n("released"),
         left_to_expire: n("left_to_expire"),
+        stopped_early: n("stopped_early"),
+        rung_decisions: n("rung_decisions"),
+        rung_repeats: n("rung_repeats"),
         stopped: v["stopped"].as_bool().unwrap_or(false),
         left: v["left"].as_str().map(str::to_owned),
     }
@@ -208,6 +211,20 @@ impl<Q: JobQueue> JobQueue for Flaky<Q> {
     async fn set_lifecycle(&self, state: RunLifecycle) -> nasfleet_queue::Result<()> {
         self.inner.set_lifecycle(state).await
     }
+    async fn requeue(&self, jobs: &[String]) -> nasfleet_queue::Result<Vec<nasfleet_queue::Requeued>> {
+        self.inner.requeue(jobs).await
+    }
+
+    async fn record_rung(
+        &self,
+        c: &Consumer,
+        l: &Lease,
+        epoch: u32,
+        value: f64,
+        rule: nasfleet_queue::RungRule,
+    ) -> nasfleet_queue::Result<nasfleet_queue::RungReply> {
+        self.inner.record_rung(c, l, epoch, value, rule).await
+    }
 }
 
 /// 4. A lost completion reply is retried and answered "already recorded";
@@ -271,6 +288,7 @@ fn job_payload(id: &str, run: &str, arch: serde_json::Value) -> serde_json::Valu
         },
         reward: RewardConfig::default(),
         seed: 0,
+        early_stop: Default::default(),
     })
     .unwrap()
 }

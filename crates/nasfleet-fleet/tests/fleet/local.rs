@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use nasfleet_core::pareto::{ParetoFronts, ParetoPoint};
 use nasfleet_core::strategy::build_pure_strategy;
 use nasfleet_core::trainer::JobSpec;
 use nasfleet_fleet::fake::{fake_trainers, fake_reward, FakeTrainerConfig};
@@ -97,6 +98,23 @@ async fn a_stopped_local_run_resumes_to_the_uninterrupted_result() {
     .unwrap();
     assert!(second.finished);
     assert_eq!(project(&dir.path().join("run")), expected);
+
+    // pareto.json, kept incrementally across the stop and the resume, is
+    // the front of every rewarded child of the history.
+    let run_dir = dir.path().join("run");
+    let points: Vec<ParetoPoint> = history(&run_dir)
+        .iter()
+        .filter(|l| l.status == "ok")
+        .map(|l| {
+            let accs: Vec<f64> = l.metrics.as_array().unwrap().iter().map(|m| m["valid_accuracy"].as_f64().unwrap()).collect();
+            let cost = l.cost.expect("the fake trainer sizes CNN children");
+            ParetoPoint { arch: l.arch.to_string(), accuracy: cfg.reward.accuracy_of(&accs).unwrap(), params: cost.params, flops: cost.flops }
+        })
+        .collect();
+    assert_eq!(points.len(), 16);
+    let saved: ParetoFronts = serde_json::from_str(&std::fs::read_to_string(run_dir.join(files::PARETO)).unwrap()).unwrap();
+    assert_eq!(saved, ParetoFronts::of_points(&points));
+    assert!(!saved.params.is_empty() && saved.params.windows(2).all(|w| w[0].params < w[1].params && w[0].accuracy < w[1].accuracy));
 }
 
 #[tokio::test]

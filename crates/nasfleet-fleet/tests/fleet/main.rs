@@ -2,6 +2,8 @@
 //!
 //! * `configs` — every shipped config's children pass a worker's
 //!   validation under the settings its controller publishes.
+//! * `early_stop` — asynchronous early stopping in process and under
+//!   faults at a rung decision (kill -9, SIGTERM, a stale lease).
 //! * `local` — the embedded mode over the in-memory queue: the update
 //!   sequence does not depend on worker count or timing, stop + resume,
 //!   refusals, untrusted results.
@@ -19,6 +21,7 @@
 //!   privilege, and a fleet over TLS (`rediss://`).
 
 mod configs;
+mod early_stop;
 mod faults;
 mod lifecycle;
 mod local;

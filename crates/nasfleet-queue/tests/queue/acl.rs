@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use nasfleet_queue::testing::{RedisServer, RedisServerOptions};
-use nasfleet_queue::{Completion, JobOutcome, JobQueue, QueueError, RedisQueue, RunLifecycle};
+use nasfleet_queue::{Completion, JobOutcome, JobQueue, QueueError, RedisQueue, Requeued, RunLifecycle};
 
 use crate::support::{config, consumer, fetch_now, redis_config};
 
@@ -117,6 +117,12 @@ async fn each_user_can_do_its_job_and_nothing_else() {
         Completion::Recorded
     );
     let l2 = fetch_now(&worker, &w).await.unwrap();
+    // Early stopping: a rung decision (the rung hash is a worker key).
+    let rung = worker
+        .record_rung(&w, &l2, 1, 0.5, nasfleet_queue::RungRule::Median { min_peers: 1 })
+        .await
+        .unwrap();
+    assert!(matches!(rung, nasfleet_queue::RungReply::Decided(_)), "{rung:?}");
     assert!(worker.release(&w, &l2).await.unwrap());
     let l2 = fetch_now(&worker, &w).await.unwrap();
     assert!(worker.abandon(&w, &l2).await.unwrap());
@@ -270,6 +276,18 @@ async fn each_user_can_do_its_job_and_nothing_else() {
         ],
     )
     .await;
+
+    // Requeue (the controller user, as `nasfleet controller requeue` runs)
+    // puts the dead letter back; a worker or a viewer may not, and a refused
+    // call changes nothing.
+    let dead = ["j2".to_owned()];
+    denied("worker requeues", worker.requeue(&dead).await);
+    denied("viewer requeues", viewer.requeue(&dead).await);
+    assert_eq!(viewer.status(10).await.unwrap().dead_total, 1, "a refused requeue changed nothing");
+    let r = controller.requeue(&dead).await.unwrap();
+    assert!(matches!(r[..], [Requeued::Requeued { .. }]), "{r:?}");
+    let s = viewer.status(10).await.unwrap();
+    assert_eq!((s.depth, s.outcomes, s.dead_total), (2, 1, 0));
 
     // Nobody else gets in.
     let one_second = Duration::from_secs(1);

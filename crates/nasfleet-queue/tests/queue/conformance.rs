@@ -582,28 +582,82 @@ async fn lifecycle_and_finished_jobs_are_visible<H: Harness>(h: &mut H) {
     assert!(q.is_finished("").await.is_err(), "a bad job id is refused");
 }
 
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(&mut crate::support::MemoryHarness::new()).await;
-                }
-            )*
+async fn requeue_puts_dead_letters_back_once<H: Harness>(h: &mut H) {
+    let q = h
+        .queue(QueueConfig {
+            max_deliveries: 2,
+            ..config(SHORT)
+        })
+        .await;
+    for job in ["ok", "dead", "poison", "waiting"] {
+        q.enqueue(job, &format!("payload-{job}")).await.unwrap();
+    }
+    let a = consumer("a");
+    for _ in 0..3 {
+        let lease = fetch_now(&q, &a).await.expect("a job");
+        match lease.job_id.as_str() {
+            "ok" => assert_eq!(q.complete(&a, &lease, "{}").await.unwrap(), Completion::Recorded),
+            "dead" => assert_eq!(
+                q.dead_letter(&a, &lease, "invalid_payload", "bad").await.unwrap(),
+                Completion::Recorded
+            ),
+            // Left to its lease: it crashes twice and is dead-lettered by the queue.
+            "poison" => {}
+            other => panic!("unexpected {other}"),
         }
-        mod redis {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(&mut crate::support::RedisHarness::start()).await;
-                }
-            )*
-        }
-    };
+    }
+    h.pass(PAST_SHORT).await;
+    let again = fetch_now(&q, &consumer("b")).await.expect("poison, second delivery");
+    assert_eq!((again.job_id.as_str(), again.deliveries), ("poison", 2));
+    h.pass(PAST_SHORT).await;
+    // The third fetch dead-letters poison (max_deliveries) and hands out "waiting".
+    let waiting = fetch_now(&q, &consumer("c")).await.expect("waiting");
+    assert_eq!(waiting.job_id, "waiting");
+    assert_eq!(q.status(10).await.unwrap().dead_total, 2);
+    let ask: Vec<String> = ["dead", "ok", "waiting", "never", "poison", "dead"].map(String::from).into();
+    let answers = q.requeue(&ask).await.unwrap();
+    let tags: Vec<&str> = answers.iter().map(|a| a.as_str()).collect();
+    assert_eq!(tags, ["requeued", "finished", "pending", "unknown", "requeued", "pending"]);
+    let s = q.status(10).await.unwrap();
+    assert_eq!((s.dead_total, s.outcomes, s.depth), (0, 1, 2), "dead letters gone, both queued again");
+    assert!(!q.is_finished("dead").await.unwrap() && !q.is_finished("poison").await.unwrap());
+    assert_eq!(
+        q.enqueue("dead", "other").await.unwrap(),
+        EnqueueOutcome::AlreadyEnqueued { entry_id: match &answers[0] {
+            nasfleet_queue::Requeued::Requeued { entry_id } => entry_id.clone(),
+            other => panic!("{other:?}"),
+        } },
+        "the requeued entry is the job's one entry"
+    );
+    // Back with the same payload and a fresh delivery count; a second
+    // life ends in one new outcome and one new result event.
+    let d = consumer("d");
+    let mut seen = BTreeSet::new();
+    for _ in 0..2 {
+        let lease = fetch_now(&q, &d).await.expect("a requeued job");
+        assert_eq!(lease.deliveries, 1, "{}: deliveries start afresh", lease.job_id);
+        assert_eq!(lease.payload, format!("payload-{}", lease.job_id));
+        assert_eq!(q.complete(&d, &lease, "fixed").await.unwrap(), Completion::Recorded);
+        seen.insert(lease.job_id);
+    }
+    assert_eq!(seen, BTreeSet::from(["dead".to_owned(), "poison".to_owned()]));
+    assert!(fetch_now(&q, &d).await.is_none());
+    let events = results(&q, 10).await;
+    let fixed: Vec<&str> = events
+        .iter()
+        .filter(|e| matches!(&e.outcome, JobOutcome::Ok { result } if result == "fixed"))
+        .map(|e| e.job_id.as_str())
+        .collect();
+    assert_eq!(fixed.len(), 2, "one new event per requeued job: {fixed:?}");
+    assert_eq!(
+        q.requeue(&["dead".to_owned()]).await.unwrap(),
+        vec![nasfleet_queue::Requeued::Finished],
+        "a job that finished after its requeue stays finished"
+    );
+    assert!(q.requeue(&[String::new()]).await.is_err(), "a bad job id is refused");
 }
 
-conformance!(
+both_backends!(
     enqueue_is_idempotent,
     fetch_then_complete,
     duplicate_completion_is_recorded_once,
@@ -620,4 +674,5 @@ conformance!(
     a_lease_for_another_job_is_refused,
     many_workers_finish_every_job_exactly_once,
     lifecycle_and_finished_jobs_are_visible,
+    requeue_puts_dead_letters_back_once,
 );

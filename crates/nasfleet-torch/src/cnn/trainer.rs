@@ -36,7 +36,9 @@ use rand_chacha::ChaCha8Rng;
 use tch::{nn, Device, Kind, Reduction, Tensor};
 
 use nasfleet_core::config::{ImageTrainConfig, LrSchedule, TrainConfig};
+use nasfleet_core::cost::ArchCost;
 use nasfleet_core::reward::RewardConfig;
+use nasfleet_core::early_stop::RungDecision;
 use nasfleet_core::space::cnn::CnnArch;
 use nasfleet_core::trainer::{EpochMetrics, TrainContext, TrainError, TrainJob, TrainOutcome, Trainer};
 use nasfleet_core::Architecture;
@@ -472,7 +474,16 @@ impl CnnTrainer {
         let total_steps = steps_per_epoch * cfg.epochs;
         let aug = Augment { crop_padding: cfg.image.crop_padding, flip: cfg.image.flip };
         let mut order: Vec<usize> = (0..n_train).collect();
-        for epoch in metrics.len()..cfg.epochs {
+        // A resumed child first hears the decision of its last checkpointed
+        // epoch again: it was recorded, maybe as a stop, before a preemption
+        // kept it from being acted on (the queue answers a repeated
+        // question with the recorded decision).
+        let mut stopped_at = None;
+        if !metrics.is_empty() && ctx.epoch_end(&metrics) == RungDecision::Stop {
+            stopped_at = Some(metrics.len());
+        }
+        let first = if stopped_at.is_some() { cfg.epochs } else { metrics.len() };
+        for epoch in first..cfg.epochs {
             let started = Instant::now();
             order.sort_unstable();
             order.shuffle(&mut rng);
@@ -496,7 +507,7 @@ impl CnnTrainer {
                 .map_err(retryable)?;
             if let Some((s, l)) = host.iter().enumerate().find(|(_, l)| !l.is_finite()) {
                 notes.insert(0, format!("diverged: training loss is {l} at epoch {}, step {}", epoch + 1, s + 1));
-                let outcome = TrainOutcome { reward: 0.0, metrics, note: Some(notes.join("; ")) };
+                let outcome = TrainOutcome { reward: 0.0, metrics, note: Some(notes.join("; ")), cost: Some(ArchCost { params: cost.params, flops: cost.flops }), stopped_at: None };
                 return Ok(CnnReport { outcome, test_accuracy: None, test_images: 0, cost });
             }
             let weighted: f64 = host
@@ -526,12 +537,21 @@ impl CnnTrainer {
             if let Some(m) = metrics.last() {
                 ctx.progress(m);
             }
+            if ctx.epoch_end(&metrics) == RungDecision::Stop {
+                stopped_at = Some(epoch + 1);
+                break;
+            }
         }
         let accs: Vec<f64> = metrics.iter().filter_map(|m| m.valid_accuracy).collect();
         let reward = job
             .reward
             .from_accuracies(&accs)
             .ok_or_else(|| retryable(format!("no reward from validation accuracies {accs:?}")))?;
+        // A multi-objective reward ([reward.cost]) weighs in the child's size.
+        let reward = job
+            .reward
+            .with_cost(reward, Some(&ArchCost { params: cost.params, flops: cost.flops }))
+            .map_err(permanent)?;
         let (test_accuracy, test_images) = match test_set {
             Some(set) => {
                 let images = data.prepare_like(&set).map_err(permanent)?;
@@ -540,7 +560,13 @@ impl CnnTrainer {
             }
             None => (None, 0),
         };
-        let outcome = TrainOutcome { reward, metrics, note: (!notes.is_empty()).then(|| notes.join("; ")) };
+        let outcome = TrainOutcome {
+            reward,
+            metrics,
+            note: (!notes.is_empty()).then(|| notes.join("; ")),
+            cost: Some(ArchCost { params: cost.params, flops: cost.flops }),
+            stopped_at,
+        };
         Ok(CnnReport { outcome, test_accuracy, test_images, cost })
     }
 

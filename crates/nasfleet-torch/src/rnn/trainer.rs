@@ -33,6 +33,7 @@ use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Reduction, Tensor};
 
 use nasfleet_core::config::{LmOptimizer, LmTrainConfig};
+use nasfleet_core::early_stop::RungDecision;
 use nasfleet_core::reward::RewardConfig;
 use nasfleet_core::space::rnn_cell::CellArch;
 use nasfleet_core::trainer::{EpochMetrics, TrainContext, TrainError, TrainJob, TrainOutcome, Trainer};
@@ -284,11 +285,18 @@ impl LmTrainer {
         };
         let diverged = |why: String, metrics: Vec<EpochMetrics>, mut notes: Vec<String>| {
             notes.push(format!("diverged: {why}"));
-            let outcome = TrainOutcome { reward: 0.0, metrics: metrics.clone(), note: Some(notes.join("; ")) };
+            let outcome = TrainOutcome { reward: 0.0, metrics: metrics.clone(), note: Some(notes.join("; ")), cost: None, stopped_at: None };
             report(outcome, &metrics, None)
         };
 
-        for epoch in epochs_done + 1..=job.train.epochs {
+        // A resumed child first hears its last checkpointed epoch's decision
+        // again (recorded, maybe as a stop, before a preemption).
+        let mut stopped_at = None;
+        if !metrics.is_empty() && ctx.epoch_end(&metrics) == RungDecision::Stop {
+            stopped_at = Some(metrics.len());
+        }
+        let first = if stopped_at.is_some() { job.train.epochs + 1 } else { epochs_done + 1 };
+        for epoch in first..=job.train.epochs {
             let started = Instant::now();
             let decay_steps = epoch.saturating_sub(cfg.lr_decay_start) as i32;
             let lr = cfg.lr * cfg.lr_decay.powi(decay_steps);
@@ -324,6 +332,10 @@ impl LmTrainer {
                 };
                 save(dir, &state, &model, &optim)?;
             }
+            if ctx.epoch_end(&metrics) == RungDecision::Stop {
+                stopped_at = Some(epoch);
+                break;
+            }
             if epoch < job.train.epochs && ctx.should_stop() {
                 return Err(TrainError::Preempted { epochs_done: epoch });
             }
@@ -339,7 +351,7 @@ impl LmTrainer {
             notes.push(format!("test perplexity {t:.2}"));
         }
         let note = (!notes.is_empty()).then(|| notes.join("; "));
-        let outcome = TrainOutcome { reward, metrics: metrics.clone(), note };
+        let outcome = TrainOutcome { reward, metrics: metrics.clone(), note, cost: None, stopped_at };
         Ok(report(outcome, &metrics, test))
     }
 }

@@ -5,7 +5,8 @@ use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
 use nasfleet_core::config::{LrSchedule, TrainConfig};
-use nasfleet_core::reward::RewardConfig;
+use nasfleet_core::cost::CostMetric;
+use nasfleet_core::reward::{CostMode, CostRule, RewardConfig};
 use nasfleet_core::space::cnn::CnnArch;
 use nasfleet_core::trainer::{EpochMetrics, TrainContext, TrainError, TrainJob, Trainer};
 use nasfleet_core::{ArchLimits, Architecture};
@@ -123,6 +124,32 @@ fn reward_is_the_cube_of_the_best_of_the_last_five_accuracies() {
     // The toy task is learnable: the loss falls and accuracy beats chance (0.1).
     assert!(out.metrics[6].train_loss < out.metrics[0].train_loss, "{:?}", out.metrics);
     assert!(best > 0.3, "{accs:?}");
+}
+
+#[test]
+fn a_cost_rule_weighs_the_childs_size_into_its_reward_and_the_size_is_reported() {
+    let plain = trainer().train(&job(recipe(2)), &mut Ctx::new(None)).unwrap();
+    let cost = plain.cost.expect("a CNN child reports its size");
+    let graph = arch_cnn().resolve((1, 8, 8), 10);
+    assert_eq!((cost.params, cost.flops), (graph.params, graph.flops()), "counted for the dataset's shape");
+    // MnasNet's hard rule with a target of half the child's parameters:
+    // the same training, the reward divided by params / target = 2.
+    let mut j = job(recipe(2));
+    j.reward = RewardConfig::Accuracy {
+        last_k: 5,
+        power: 3.0,
+        cost: Some(CostRule { metric: CostMetric::Params, target: cost.params as f64 / 2.0, mode: CostMode::Hard, weight: -0.07 }),
+    };
+    let weighed = trainer().train(&j, &mut Ctx::new(None)).unwrap();
+    assert_eq!(losses(&weighed.metrics), losses(&plain.metrics), "the rule changes the reward, not the training");
+    assert!((weighed.reward - plain.reward / 2.0).abs() < 1e-12, "{} vs {}", weighed.reward, plain.reward);
+}
+
+fn arch_cnn() -> CnnArch {
+    match arch() {
+        Architecture::Cnn(a) => a,
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -335,4 +362,48 @@ fn mixed_precision_trains_on_the_cpu_too() {
     cfg.image.mixed_precision = true;
     let out = trainer().train(&job(cfg), &mut Ctx::new(None)).unwrap();
     assert!(out.reward > 0.0 && out.metrics.iter().all(|m| m.train_loss.is_finite()));
+}
+
+/// A context answering `stop` at the end of epoch `stop_at` (and logging
+/// every question it was asked, by epochs trained).
+struct Stopper {
+    dir: Option<PathBuf>,
+    stop_at: usize,
+    asked: Vec<usize>,
+}
+
+impl TrainContext for Stopper {
+    fn progress(&mut self, _: &EpochMetrics) {}
+    fn should_stop(&self) -> bool {
+        false
+    }
+    fn checkpoint_dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+    fn epoch_end(&mut self, history: &[EpochMetrics]) -> nasfleet_core::early_stop::RungDecision {
+        self.asked.push(history.len());
+        if history.len() >= self.stop_at {
+            nasfleet_core::early_stop::RungDecision::Stop
+        } else {
+            nasfleet_core::early_stop::RungDecision::Continue
+        }
+    }
+}
+
+#[test]
+fn a_stop_at_a_rung_ends_the_child_with_the_reward_of_its_epochs_and_a_resume_hears_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = job(recipe(5));
+    let mut ctx = Stopper { dir: Some(dir.path().to_path_buf()), stop_at: 2, asked: vec![] };
+    let out = trainer().train(&j, &mut ctx).unwrap();
+    assert_eq!((out.stopped_at, out.metrics.len(), ctx.asked.clone()), (Some(2), 2, vec![1, 2]));
+    let accs: Vec<f64> = out.metrics.iter().map(|m| m.valid_accuracy.unwrap()).collect();
+    assert_eq!(Some(out.reward), j.reward.from_accuracies(&accs), "the reward rule over the epochs trained");
+    // Killed before posting: the next attempt resumes from the checkpoint of
+    // epoch 2, asks about it first, and stops without training on.
+    let mut again = Stopper { dir: Some(dir.path().to_path_buf()), stop_at: 2, asked: vec![] };
+    let resumed = trainer().train(&j, &mut again).unwrap();
+    assert_eq!((resumed.stopped_at, again.asked), (Some(2), vec![2]));
+    assert_eq!(losses(&resumed.metrics), losses(&out.metrics));
+    assert_eq!(resumed.reward, out.reward);
 }

@@ -227,3 +227,39 @@ fn malformed_jobs_are_permanent_and_missing_data_is_retryable() {
         other => panic!("expected a retryable error, got {other:?}"),
     }
 }
+
+/// Answers `stop` at the end of the first epoch; logs the questions.
+struct StopAtFirst {
+    dir: PathBuf,
+    asked: Vec<usize>,
+}
+
+impl TrainContext for StopAtFirst {
+    fn progress(&mut self, _m: &EpochMetrics) {}
+    fn should_stop(&self) -> bool {
+        false
+    }
+    fn checkpoint_dir(&self) -> Option<&Path> {
+        Some(&self.dir)
+    }
+    fn epoch_end(&mut self, history: &[EpochMetrics]) -> nasfleet_core::early_stop::RungDecision {
+        self.asked.push(history.len());
+        nasfleet_core::early_stop::RungDecision::Stop
+    }
+}
+
+#[test]
+fn a_stopped_language_model_child_ends_with_the_reward_of_its_epochs_and_a_resume_hears_it_again() {
+    let (_data, mut trainer) = setup();
+    let j = job(3, LmOptimizer::Sgd);
+    let dir = tempfile::tempdir().unwrap();
+    let mut ctx = StopAtFirst { dir: dir.path().into(), asked: vec![] };
+    let out = trainer.train(&j, &mut ctx).unwrap();
+    assert_eq!((out.stopped_at, out.metrics.len(), ctx.asked), (Some(1), 1, vec![1]));
+    let ppl = out.metrics[0].valid_perplexity.unwrap();
+    assert_eq!(Some(out.reward), j.reward.from_perplexity(ppl));
+    let mut again = StopAtFirst { dir: dir.path().into(), asked: vec![] };
+    let resumed = trainer.train(&j, &mut again).unwrap();
+    assert_eq!((resumed.stopped_at, again.asked), (Some(1), vec![1]), "resumed, it asks about epoch 1 again and stops");
+    assert_eq!(bits(&resumed.metrics), bits(&out.metrics));
+}

@@ -31,4 +31,6 @@ fn paper_configs_hold_the_paper_values() {
     assert_eq!(ptb.rnn_cell.base, 8);
     assert_eq!(ptb.reward, nasfleet_core::reward::RewardConfig::Perplexity { c: 80.0 });
     assert_eq!(ptb.train.epochs, 35);
+    // The paper trained every child to the end: early stopping stays off.
+    assert!(!cifar.early_stop.enabled() && !ptb.early_stop.enabled());
 }

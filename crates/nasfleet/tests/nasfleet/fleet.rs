@@ -112,6 +112,14 @@ fn a_worker_started_with_only_the_run_takes_its_settings_from_the_controller() {
     assert!(err.contains("12 completed") && err.contains("left: run finished"), "{err}");
     let (ok, _, err) = nasfleet(&["controller", "stop", "--redis", &url, "--run", "cli-fleet"]);
     assert!(ok && err.contains("already finished"), "{err}");
+    // Nothing died: nothing to requeue; a named job that is not a dead
+    // letter is reported and refused.
+    let (ok, out, err) = nasfleet(&["controller", "requeue", "--redis", &url, "--run", "cli-fleet"]);
+    assert!(ok && out.contains("no dead letters"), "{out}{err}");
+    let (ok, out, err) = nasfleet(&["controller", "requeue", "--redis", &url, "--run", "cli-fleet", "cli-fleet-000000", "nope"]);
+    assert!(!ok, "{out}{err}");
+    assert!(out.contains("cli-fleet-000000\tfinished") && out.contains("nope\tunknown"), "{out}");
+    assert!(err.contains("none of the named jobs was a dead letter"), "{err}");
     let (ok, out, err) = nasfleet(&["controller", "status", "--redis", &url, "--run", "cli-fleet", "--json"]);
     assert!(ok, "{err}");
     let status: serde_json::Value = serde_json::from_str(&out).unwrap();
