@@ -7,8 +7,10 @@
 //! the child page reads its one line again at that offset. About 200 bytes
 //! per child (resident memory grew ~240 bytes per child in `bench_load`),
 //! where the raw lines are 600 bytes (NB201) to several KB (CNN).
-//! `updates.jsonl` becomes a few numbers per update; the actions of only the
-//! last [`ACTION_WINDOW`] children are kept (for the choice heat map).
+//! `updates.jsonl` becomes a few numbers per update, plus the latest
+//! update's policy view (the controller's choice probabilities, for the heat
+//! map); the actions of only the last [`ACTION_WINDOW`] children are kept (the
+//! heat map of strategies without a policy).
 
 use std::collections::{HashMap, VecDeque};
 use std::fs;
@@ -16,13 +18,15 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use nasfleet_core::schema::{StepKind, TokenSchema};
+use nasfleet_core::strategy::PolicyView;
 use nasfleet_core::ExperimentConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::tail::{Tail, TailRead};
 
-/// Children whose actions estimate the policy's current choice probabilities.
+/// Children whose actions estimate the current choice probabilities of a
+/// strategy that records no policy view (random, evolution, local search).
 pub const ACTION_WINDOW: usize = 200;
 
 /// A run with no write for this long, and not finished, is shown as `stale`.
@@ -160,6 +164,8 @@ struct UpdateView {
     policy_version: u64,
     #[serde(default)]
     stats: Option<StatsView>,
+    #[serde(default)]
+    policy: Option<PolicyView>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -201,6 +207,8 @@ pub struct RunState {
     /// Controller updates in order.
     pub updates: Vec<Update>,
     recent_actions: VecDeque<Vec<u32>>,
+    /// The latest update's policy view, with the policy version after it.
+    policy: Option<(u64, PolicyView)>,
     best: Option<usize>,
     metric: Option<&'static str>,
     last_write_ms: u64,
@@ -252,6 +260,7 @@ impl RunState {
             worker_index: HashMap::new(),
             updates: Vec::new(),
             recent_actions: VecDeque::new(),
+            policy: None,
             best: None,
             metric: None,
             last_write_ms: 0,
@@ -315,8 +324,12 @@ impl RunState {
         self.history = tail;
         loop {
             let mut ups = std::mem::take(&mut self.updates);
+            let mut policy = self.policy.take();
             let r = self.updates_tail.read_new(|tail, line, at| match serde_json::from_slice::<UpdateView>(line) {
                 Ok(u) => {
+                    if let Some(p) = u.policy {
+                        policy = Some((u.policy_version, p));
+                    }
                     let st = u.stats.as_ref();
                     ups.push(Update {
                         batch: u.batch,
@@ -331,8 +344,12 @@ impl RunState {
                 Err(e) => tail.bad_line(at, &e.to_string()),
             });
             self.updates = ups;
+            self.policy = policy;
             match r {
-                Ok(TailRead::Reset) => self.updates.clear(),
+                Ok(TailRead::Reset) => {
+                    self.updates.clear();
+                    self.policy = None;
+                }
                 Ok(TailRead::Lines { more: true, .. }) => continue,
                 _ => break,
             }
@@ -592,12 +609,33 @@ impl RunState {
         })
     }
 
-    /// For each token of the latest children's sequences, the share of each
-    /// choice among the last [`ACTION_WINDOW`] children of that length: the
-    /// policy's current marginal choice probabilities, estimated from what it
-    /// sampled (exact up to sampling noise for every strategy, and it needs
-    /// no change to any strategy or checkpoint).
+    /// The choice heat map. With a policy view in `updates.jsonl` (the RL
+    /// controller records one after every update): the controller's exact
+    /// probabilities along its likeliest architecture (`source: "policy"`,
+    /// `chosen` the likeliest token of each row). Otherwise, for each token of
+    /// the latest children's sequences, the share of each choice among the
+    /// last [`ACTION_WINDOW`] children of that length (`source: "samples"`):
+    /// the strategy's current marginal choice frequencies, estimated from what
+    /// it proposed.
     pub fn heatmap(&self) -> Value {
+        if let Some((version, view)) = &self.policy {
+            let labels = self.token_labels(view.probs.len());
+            let rows: Vec<Value> = view
+                .probs
+                .iter()
+                .enumerate()
+                .map(|(t, p)| {
+                    let (name, choices) = labels.get(t).cloned().unwrap_or_else(|| (format!("token {t}"), Vec::new()));
+                    json!({
+                        "label": name,
+                        "choices": (0..p.len()).map(|i| choices.get(i).cloned().unwrap_or_else(|| i.to_string())).collect::<Vec<_>>(),
+                        "p": p,
+                        "chosen": view.actions.get(t),
+                    })
+                })
+                .collect();
+            return json!({ "source": "policy", "policy_version": version, "rows": rows });
+        }
         let Some(last) = self.recent_actions.back() else { return Value::Null };
         let n_tokens = last.len();
         let window: Vec<&Vec<u32>> = self.recent_actions.iter().filter(|a| a.len() == n_tokens).collect();
@@ -618,7 +656,7 @@ impl RunState {
                 "p": counts.iter().map(|&c| (c as f64 / total * 1e4).round() / 1e4).collect::<Vec<_>>(),
             }));
         }
-        json!({ "window": window.len(), "rows": rows })
+        json!({ "source": "samples", "window": window.len(), "rows": rows })
     }
 
     /// A label and the choice names of each token, from the config's space.
@@ -756,5 +794,30 @@ pub(crate) mod tests {
         // token 0 is seq % 5: each of 5 choices twice in 10.
         assert_eq!(hm["rows"][0]["p"], json!([0.2, 0.2, 0.2, 0.2, 0.2]));
         assert_eq!(hm["rows"][1]["p"][1], 1.0);
+        assert_eq!(hm["source"], "samples");
+    }
+
+    #[test]
+    fn the_heat_map_shows_the_latest_policy_view_exactly_when_there_is_one() {
+        let lines: Vec<String> = (0..10).map(|i| line(i, "ok", Some(0.5), "w")).collect();
+        let d = run_dir(&lines, "");
+        let update = |v: u64, p0: f64| {
+            json!({"batch": v - 1, "jobs": [], "rewards": [0.5], "policy_version": v, "stats": null,
+                   "policy": {"actions": [1, 0], "probs": [[0.1, p0, 0.3, 0.0, 0.0], [0.75, 0.25]]}})
+            .to_string()
+        };
+        std::fs::write(d.path().join("updates.jsonl"), format!("{}\n{}\n", update(1, 0.5), update(2, 0.6))).unwrap();
+        let mut s = RunState::new("t", d.path().to_owned());
+        s.refresh();
+        let hm = s.heatmap();
+        assert_eq!(hm["source"], "policy");
+        assert_eq!(hm["policy_version"], 2, "the latest update's view");
+        assert_eq!(hm["rows"][0]["p"], json!([0.1, 0.6, 0.3, 0.0, 0.0]));
+        assert_eq!(hm["rows"][0]["chosen"], 1);
+        assert_eq!(hm["rows"][1]["p"], json!([0.75, 0.25]));
+        // A rewritten (shorter) updates.jsonl drops the old view.
+        std::fs::write(d.path().join("updates.jsonl"), "").unwrap();
+        s.refresh();
+        assert_eq!(s.heatmap()["source"], "samples");
     }
 }

@@ -187,6 +187,10 @@ pub struct UpdateLine {
     pub policy_version: u64,
     /// The strategy's statistics (`null` when nothing was rewarded).
     pub stats: Option<nasfleet_core::strategy::UpdateStats>,
+    /// After the update, what the policy would choose (strategies with a
+    /// policy, when something was rewarded): the dashboard's heat map.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<nasfleet_core::strategy::PolicyView>,
 }
 
 /// Writes `bytes` to `path` atomically ([`nasfleet_util::write_atomic`]);

@@ -90,6 +90,19 @@ impl UpdateStats {
     }
 }
 
+/// What a policy would choose now, for people to look at (the dashboard's
+/// heat map): its most likely architecture, built token by token by taking
+/// the likeliest choice at each step (greedy decoding, no RNG used), and at
+/// each token the probability of every choice given the tokens before it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyView {
+    /// The likeliest token at each step.
+    pub actions: Vec<u32>,
+    /// For each token, the probability of each choice (an anchor's skip bit:
+    /// `[no, yes]`), rounded to 4 decimals.
+    pub probs: Vec<Vec<f64>>,
+}
+
 /// Why a strategy call failed; the message names the offending entry or field.
 #[derive(Debug, Error)]
 pub enum StrategyError {
@@ -130,6 +143,12 @@ pub trait SearchStrategy: Send {
     /// Replaces the state with a checkpoint taken from a strategy built with
     /// the same configuration.
     fn restore(&mut self, bytes: &[u8]) -> Result<(), StrategyError>;
+    /// The current policy's choices ([`PolicyView`]), for strategies with a
+    /// policy (the RL controller); `None` for the others. Must not change
+    /// the state: no RNG draw, no sample counted.
+    fn policy_view(&self) -> Result<Option<PolicyView>, StrategyError> {
+        Ok(None)
+    }
 }
 
 /// Builds the strategies that need no libtorch (random search, evolution,

@@ -384,7 +384,9 @@ function viewController(root) {
   const hm = summary.heatmap;
   root.append(h('h3', {}, 'What the controller chooses now'));
   if (!hm) { root.append(h('p', { class: 'muted' }, 'No child sampled yet.')); return; }
-  root.append(h('p', { class: 'muted' }, `Share of each choice at each decision step among the last ${hm.window} children sampled (the current policy's choice probabilities, estimated from its samples).`));
+  root.append(h('p', { class: 'muted', id: 'heatmap-source', 'data-source': hm.source }, hm.source === 'policy'
+    ? `The controller's probability of each choice at each decision step after update ${hm.policy_version}, along its likeliest architecture (outlined: the choice it would take; each step's probabilities are given the choices above it).`
+    : `Share of each choice at each decision step among the last ${hm.window} children proposed (this strategy's current choice frequencies, estimated from its proposals).`));
   const width = Math.max(...hm.rows.map(r => r.p.length));
   const t = h('table', { class: 'heat', id: 'heatmap' }, h('tbody', {}, hm.rows.map(r => h('tr', {},
     h('td', { class: 'lab' }, r.label),
@@ -392,7 +394,8 @@ function viewController(root) {
       const p = r.p[k];
       if (p === undefined) return h('td', {});
       const bg = `rgba(47,111,219,${(0.08 + 0.92 * p).toFixed(3)})`;
-      return h('td', { style: `background:${bg};color:${p > 0.5 ? '#fff' : '#1d2330'}`, title: `${r.choices[k]}: ${(100 * p).toFixed(1)} %` }, r.choices[k], h('br'), (100 * p).toFixed(0) + '%');
+      const chosen = r.chosen === k;
+      return h('td', { style: `background:${bg};color:${p > 0.5 ? '#fff' : '#1d2330'}${chosen ? ';outline:2px solid #e8590c;outline-offset:-2px' : ''}`, class: chosen ? 'chosen' : '', 'data-p': String(p), title: `${r.choices[k]}: ${(100 * p).toFixed(1)} %` }, r.choices[k], h('br'), (100 * p).toFixed(0) + '%');
     })))));
   root.append(h('div', { class: 'panel', style: 'overflow:auto' }, t));
 }

@@ -390,8 +390,9 @@ impl<Q: JobQueue> Controller<Q> {
             self.pareto.write(&self.opts.run_dir)?;
         }
         let policy_version = self.strategy.policy_version()?;
+        let policy = if stats.is_some() { self.strategy.policy_view()? } else { None };
         let (jobs, rewards) = settled.rewarded.into_iter().unzip();
-        self.log.updates.append(&[UpdateLine { batch: b, jobs, rewards, policy_version, stats: stats.clone() }])?;
+        self.log.updates.append(&[UpdateLine { batch: b, jobs, rewards, policy_version, stats: stats.clone(), policy }])?;
         self.probe(Point::HistoryWritten { step });
         let improved = settled.best != self.tally.best;
         self.tally.best = settled.best;

@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use nasfleet_core::strategy::{Feedback, Proposal, SearchStrategy, UpdateStats};
+use nasfleet_core::strategy::{Feedback, PolicyView, Proposal, SearchStrategy, UpdateStats};
 
 use crate::error::{FleetError, Result};
 
@@ -82,6 +82,11 @@ impl StrategyCell {
     /// The policy version (updates applied).
     pub(super) fn policy_version(&self) -> Result<u64> {
         self.with(|s| s.policy_version())
+    }
+
+    /// What the policy would choose now (`None` without a policy).
+    pub(super) fn policy_view(&self) -> Result<Option<PolicyView>> {
+        Ok(self.with(|s| s.policy_view())??)
     }
 
     /// The strategy's complete state.

@@ -158,6 +158,16 @@ impl Policy {
         s.rows
     }
 
+    /// The likeliest sequence, built one token at a time by taking the
+    /// likeliest choice (a skip when its probability exceeds ½), with each
+    /// token's choice probabilities given the tokens before it. No RNG, no
+    /// gradients.
+    pub(crate) fn greedy(&self, schema: &TokenSchema) -> (Vec<u32>, Vec<Vec<f64>>) {
+        let mut g = Greedy { actions: Vec::with_capacity(schema.token_count()), probs: Vec::new() };
+        tch::no_grad(|| self.walk(schema, 1, &mut g));
+        (g.actions, g.probs)
+    }
+
     /// Log-probabilities and entropies (each `[rows]`, summed over tokens)
     /// of stored sequences of one schema under the current weights, with
     /// gradients for the log-probabilities, and for the entropies only when
@@ -303,6 +313,36 @@ impl Decide for Sampler<'_> {
             }
         }
         out
+    }
+}
+
+/// Greedy decoding of one row ([`Policy::greedy`]).
+struct Greedy {
+    actions: Vec<u32>,
+    probs: Vec<Vec<f64>>,
+}
+
+impl Decide for Greedy {
+    fn choice(&mut self, _pos: usize, log_probs: &Tensor) -> Vec<i64> {
+        let p: Vec<f64> = to_f32s(log_probs).iter().map(|&l| (l as f64).exp()).collect();
+        // The first of equal maxima, so ties break the same way every time.
+        let k = p.iter().enumerate().fold(0, |best, (i, &x)| if x > p[best] { i } else { best });
+        self.actions.push(k as u32);
+        self.probs.push(p);
+        vec![k as i64]
+    }
+
+    fn anchor(&mut self, _pos: usize, logits: &Tensor) -> Vec<i64> {
+        to_f32s(logits)
+            .iter()
+            .map(|&l| {
+                let p = sigmoid(l as f64);
+                let bit = p > 0.5;
+                self.actions.push(bit as u32);
+                self.probs.push(vec![1.0 - p, p]);
+                bit as i64
+            })
+            .collect()
     }
 }
 

@@ -31,7 +31,7 @@
 use nasfleet_core::config::{ControllerConfig, ControllerUpdate, EmptyAnchorInput, ExperimentConfig};
 use nasfleet_core::reward::EmaBaseline;
 use nasfleet_core::schema::TokenSchema;
-use nasfleet_core::strategy::{check_feedback, proposal, schema_for_tokens, Feedback, Proposal, StrategyError, UpdateStats};
+use nasfleet_core::strategy::{check_feedback, proposal, schema_for_tokens, Feedback, PolicyView, Proposal, StrategyError, UpdateStats};
 use nasfleet_core::Space;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -223,6 +223,16 @@ impl Controller {
     /// [`Controller::sample`], decoded into proposals.
     pub fn propose(&mut self, n: usize) -> Result<Vec<Proposal>, StrategyError> {
         self.sample(n)?.into_iter().map(|s| proposal(&self.space, s.actions, s.policy_version)).collect()
+    }
+
+    /// The current policy's likeliest architecture at the depth the next
+    /// sample would have, with each token's choice probabilities
+    /// ([`PolicyView`]). Changes nothing.
+    pub fn policy_view(&self) -> PolicyView {
+        let schema = self.space.schema(self.space.layers_at(self.samples_drawn));
+        let (actions, probs) = self.policy.greedy(&schema);
+        let round = |p: f64| (p * 1e4).round() / 1e4;
+        PolicyView { actions, probs: probs.into_iter().map(|ps| ps.into_iter().map(round).collect()).collect() }
     }
 
     /// log P and entropy of each sequence under the current weights, without

@@ -19,7 +19,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use nasfleet_core::config::ExperimentConfig;
-use nasfleet_core::strategy::{Feedback, Proposal, SearchStrategy, StrategyError, UpdateStats};
+use nasfleet_core::strategy::{Feedback, PolicyView, Proposal, SearchStrategy, StrategyError, UpdateStats};
 
 use nasfleet_util::panic_message;
 
@@ -33,6 +33,7 @@ enum Request {
     Score(Vec<Vec<u32>>, Reply<Vec<Scored>>),
     Update(Vec<Feedback>, Reply<UpdateStats>),
     Checkpoint(Reply<Vec<u8>>),
+    View(Reply<PolicyView>),
     /// Replies with the restored (policy version, samples drawn).
     Restore(Vec<u8>, Reply<(u64, u64)>),
 }
@@ -153,6 +154,10 @@ impl SearchStrategy for RlStrategy {
         self.samples_drawn = samples;
         Ok(())
     }
+
+    fn policy_view(&self) -> Result<Option<PolicyView>, StrategyError> {
+        self.call(Request::View).map(Some)
+    }
 }
 
 /// Makes libtorch run single-threaded on the calling thread, leaving the
@@ -217,6 +222,9 @@ fn serve(mut controller: Controller, rx: mpsc::Receiver<Request>) {
             }
             Request::Checkpoint(r) => {
                 let _ = r.send(run(&mut controller, &mut poisoned, |c| c.checkpoint()));
+            }
+            Request::View(r) => {
+                let _ = r.send(run(&mut controller, &mut poisoned, |c| Ok(c.policy_view())));
             }
             Request::Restore(bytes, r) => {
                 // A restore replaces every piece of state, so it may clear the poison.

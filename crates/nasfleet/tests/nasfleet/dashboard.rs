@@ -258,6 +258,19 @@ fn every_view_of_a_1000_child_nb201_run_shows_the_runs_files() {
     for e in ["edge 0-&gt;1", "edge 2-&gt;3"] {
         assert!(heat.contains(e), "heat map row {e}: {heat}");
     }
+    // The heat map is the controller's own probabilities after the last
+    // update (recorded in updates.jsonl), its likeliest choice outlined.
+    assert_eq!(attr_of(&d, "heatmap-source", "data-source"), "policy");
+    let last: Value = serde_json::from_str(
+        std::fs::read_to_string(runs.join("nb201-1000/updates.jsonl")).unwrap().lines().last().unwrap(),
+    )
+    .unwrap();
+    let probs = last["policy"]["probs"].as_array().unwrap();
+    assert_eq!(probs.len(), 6, "one row per NB201 edge");
+    assert_eq!(heat.matches("class=\"chosen\"").count(), 6, "one likeliest choice per row");
+    let shown: Vec<&str> = heat.split("data-p=\"").skip(1).map(|t| &t[..t.find('"').unwrap()]).collect();
+    let want: Vec<String> = probs.iter().flat_map(|r| r.as_array().unwrap().iter().map(|p| p.as_f64().unwrap().to_string())).collect();
+    assert_eq!(shown, want, "every cell shows the recorded probability");
     screenshot(&server.url("run=nb201-1000&view=controller"), "nb201-controller");
 
     // Fleet: an embedded run seen from its directory has no queue; it says so.
