@@ -78,6 +78,31 @@ fn sampled_log_probs_are_the_policys() {
 }
 
 #[test]
+fn the_policy_view_is_the_likeliest_sequence_with_its_probabilities_and_changes_nothing() {
+    for space in [cnn(5, 0), Space::RnnCell(CellSpace::default()), Space::Nb201] {
+        let cfg = ControllerConfig { init_range: 0.5, ..Default::default() };
+        let mut viewed = pinned(space.clone(), cfg.clone(), 3).unwrap();
+        let mut plain = pinned(space.clone(), cfg, 3).unwrap();
+        let v = viewed.policy_view();
+        assert_eq!(v.actions.len(), v.probs.len(), "one row per token");
+        space.decode(&v.actions).expect("the likeliest sequence is an architecture of the space");
+        let mut log_p = 0.0;
+        for (a, row) in v.actions.iter().zip(&v.probs) {
+            assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-3, "a distribution: {row:?}");
+            let best = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            assert_eq!(row[*a as usize], best, "the chosen token is the likeliest: {row:?}");
+            log_p += row[*a as usize].ln();
+        }
+        // The rows are the policy's conditional probabilities along that sequence.
+        let scored = viewed.score(std::slice::from_ref(&v.actions)).unwrap();
+        assert!((scored[0].log_prob - log_p).abs() < 2e-3 * v.actions.len() as f64, "{} vs {log_p}", scored[0].log_prob);
+        // No RNG drawn, no sample counted: what follows is as without the view.
+        assert_eq!(viewed.samples_drawn(), 0);
+        assert_eq!(viewed.sample(4).unwrap()[3].actions, plain.sample(4).unwrap()[3].actions);
+    }
+}
+
+#[test]
 fn choices_are_drawn_with_the_policys_probabilities() {
     // Zero head weights make every decision's distribution softmax(bias),
     // whatever the LSTM does: the empirical frequencies must match it.
