@@ -116,6 +116,11 @@ pub struct JobResult {
     /// for a child that trained every epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_at: Option<usize>,
+    /// Which delivery of the job trained it: 1 the first, more after a
+    /// worker vanished or gave it back mid-training. Absent in results of
+    /// older workers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u64>,
 }
 
 impl JobResult {
@@ -279,6 +284,7 @@ mod tests {
             note: Some("diverged".into()),
             cost: None,
             stopped_at: None,
+            attempt: None,
         };
         let text = serde_json::to_string(&r).unwrap();
         assert!(text.contains(r#""train_loss":null"#), "{text}");

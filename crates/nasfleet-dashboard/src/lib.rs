@@ -311,7 +311,10 @@ fn seq_of(job: &str) -> Option<u64> {
     job.rsplit_once('-').and_then(|(_, s)| s.parse().ok())
 }
 
-/// One child's page data: its history line, status and picture.
+/// One child's page data: its history line, status and picture; `attempts`
+/// is the delivery that trained it when its worker reported one (the
+/// history's `attempt`), else null (the server fills in what the queue
+/// showed for a dead letter).
 pub fn child_detail(s: &RunState, seq: u64) -> Option<Value> {
     let c = s.child(seq)?;
     let line = s.child_line(seq).unwrap_or(Value::Null);
@@ -319,7 +322,7 @@ pub fn child_detail(s: &RunState, seq: u64) -> Option<Value> {
         Ok(svg) => (Some(svg), None),
         Err(e) => (None, Some(e)),
     };
-    Some(json!({ "line": line, "status": c.status.name(), "svg": svg, "svg_error": svg_error, "attempts": null }))
+    Some(json!({ "line": line, "status": c.status.name(), "svg": svg, "svg_error": svg_error, "attempts": line["attempt"].as_u64() }))
 }
 
 /// The architecture's picture (SVG) through `nasfleet_core::draw`.

@@ -134,8 +134,10 @@ async fn child(State(d): State<App>, Path((run, seq)): Path<(String, String)>) -
         Ok(Err(e)) => return error(StatusCode::NOT_FOUND, e),
         Err(r) => return r,
     };
-    if let Some(a) = d.attempts_seen(&run, seq) {
-        v["attempts"] = Value::from(a);
+    if v["attempts"].is_null() {
+        if let Some(a) = d.attempts_seen(&run, seq) {
+            v["attempts"] = Value::from(a);
+        }
     }
     Json(v).into_response()
 }

@@ -172,6 +172,10 @@ pub struct HistoryLine {
     /// (counted from 1); its reward is the reward rule over those epochs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_at: Option<usize>,
+    /// Which delivery of the job trained it (1 the first), as its worker
+    /// reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u64>,
 }
 
 /// One line of `updates.jsonl`.

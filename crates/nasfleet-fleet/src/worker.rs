@@ -452,6 +452,7 @@ impl<Q: JobQueue> Worker<Q> {
             note: outcome.note,
             cost: outcome.cost,
             stopped_at,
+            attempt: Some(lease.deliveries),
         };
         // Non-finite metrics (a diverged loss) serialise as null; the
         // controller reads metrics as opaque JSON and only trusts the reward.

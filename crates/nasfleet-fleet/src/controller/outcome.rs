@@ -286,6 +286,7 @@ fn blank_line(run: &str, job: &Outstanding, batch: u64, by: String, applied_ms: 
         late: false,
         cost: None,
         stopped_at: None,
+        attempt: None,
     }
 }
 
@@ -295,6 +296,7 @@ fn rewarded(line: &mut HistoryLine, job: Outstanding, r: JobResult, best: Option
     let reward = r.reward;
     line.status = r.status().into();
     line.stopped_at = r.stopped_at;
+    line.attempt = r.attempt;
     line.reward = Some(reward);
     // Non-finite metrics become null again, as the worker sent them.
     line.metrics = serde_json::to_value(&r.metrics).unwrap_or(serde_json::Value::Null);
@@ -328,6 +330,7 @@ mod tests {
             note: None,
             cost: None,
             stopped_at: None,
+            attempt: None,
         }
     }
 

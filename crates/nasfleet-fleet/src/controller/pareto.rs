@@ -127,6 +127,7 @@ mod tests {
             late: false,
             cost: cost.map(|(params, flops)| ArchCost { params, flops }),
             stopped_at: None,
+            attempt: None,
         }
     }
 

@@ -79,6 +79,7 @@ async fn worker_killed_mid_job_is_finished_by_another() {
     assert_eq!(line.status, "ok");
     assert_eq!(line.worker, b_name, "the killed worker's job must be finished by the other");
     assert_ne!(line.worker, a_name);
+    assert_eq!(line.attempt, Some(2), "the history records that the second delivery trained it");
     sc.assert_like_reference(8).await;
 }
 
@@ -117,6 +118,7 @@ async fn sigterm_releases_without_a_delivery_and_training_resumes() {
     let pids: std::collections::BTreeSet<u32> = trace(&sc.trace).into_iter().map(|(_, _, p)| p).collect();
     assert_eq!(pids.len(), 11, "each of the 11 workers trained part of the job");
     assert!(!work.join(&sc.run).join(sc.job_id(0)).exists(), "a finished job's checkpoint is removed");
+    assert_eq!(history(&sc.run_dir)[0].attempt, Some(1), "releases are not attempts");
     sc.assert_like_reference(1).await;
 }
 

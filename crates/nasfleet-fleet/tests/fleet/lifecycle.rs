@@ -216,6 +216,7 @@ async fn a_child_requeued_before_its_batch_is_applied_joins_the_batch() {
             note: None,
             cost: None,
             stopped_at: None,
+            attempt: None,
         })
         .unwrap()
     };

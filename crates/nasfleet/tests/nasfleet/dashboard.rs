@@ -244,6 +244,8 @@ fn every_view_of_a_1000_child_nb201_run_shows_the_runs_files() {
     let d = dom(&server.url(&q), 3000);
     assert_eq!(text_of(&d, "child-reward"), format!("{best_reward:.6}"));
     assert_eq!(text_of(&d, "child-worker"), line["worker"].as_str().unwrap());
+    assert_eq!(line["attempt"], 1, "the history records the delivery that trained it");
+    assert_eq!(text_of(&d, "child-attempts"), "1");
     let svg = &d[d.find("id=\"child-svg\"").unwrap()..];
     assert!(svg.contains("<svg"), "the architecture is drawn");
     for op in line["arch"]["ops"].as_array().unwrap() {
