@@ -95,12 +95,15 @@ function mergeChildren(ch) {
 
 // ---------------------------------------------------------------- charts
 
-function niceTicks(lo, hi, n) {
+// About n round ticks over [lo, hi], at least minStep apart (1 for counts),
+// each with a label of as many decimals as the step needs (so neighbours differ).
+function niceTicks(lo, hi, n, minStep = 0) {
   if (!(hi > lo)) { hi = lo + 1; }
-  const raw = (hi - lo) / n, p = Math.pow(10, Math.floor(Math.log10(raw)));
+  const raw = Math.max((hi - lo) / n, minStep), p = Math.pow(10, Math.floor(Math.log10(raw)));
   const step = [1, 2, 5, 10].map(m => m * p).find(s => s >= raw);
+  const decimals = Math.min(12, Math.max(0, -Math.floor(Math.log10(step) + 1e-9)));
   const out = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(+v.toFixed(12));
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push({ v: +v.toFixed(12), label: v.toFixed(decimals) });
   return out;
 }
 
@@ -130,9 +133,9 @@ function chart(canvas, series, o) {
   const Y = y => T + (1 - (y - ylo) / (yhi - ylo)) * (H - T - B);
   g.font = '11px system-ui, sans-serif'; g.strokeStyle = '#e3e7ee'; g.fillStyle = '#667085'; g.lineWidth = 1;
   g.textAlign = 'right';
-  for (const t of niceTicks(ylo, yhi, 6)) { g.beginPath(); g.moveTo(L, Y(t)); g.lineTo(W - R, Y(t)); g.stroke(); g.fillText(String(+t.toPrecision(6)), L - 5, Y(t) + 4); }
+  for (const { v: t, label } of niceTicks(ylo, yhi, 6)) { g.beginPath(); g.moveTo(L, Y(t)); g.lineTo(W - R, Y(t)); g.stroke(); g.fillText(label, L - 5, Y(t) + 4); }
   g.textAlign = 'left';
-  for (const t of niceTicks(xlo, xhi, 8)) { g.beginPath(); g.moveTo(X(t), T); g.lineTo(X(t), H - B); g.stroke(); g.fillText(o.xfmt ? o.xfmt(t) : String(+t.toPrecision(6)), X(t) - 10, H - B + 14); }
+  for (const { v: t, label } of niceTicks(xlo, xhi, 8, o.xint ? 1 : 0)) { g.beginPath(); g.moveTo(X(t), T); g.lineTo(X(t), H - B); g.stroke(); g.fillText(o.xfmt ? o.xfmt(t) : label, X(t) - 10, H - B + 14); }
   g.fillStyle = '#1d2330'; g.fillText(o.xlabel || '', W / 2 - 40, H - 6);
   g.save(); g.translate(11, T + (H - T - B) / 2 + 20); g.rotate(-Math.PI / 2); g.fillText(o.ylabel || '', 0, 0); g.restore();
   for (const s of series) {
@@ -258,7 +261,7 @@ function viewBest(root, embedded) {
   });
   series.push({ type: 'step', xs, ys: bestSoFar(), color: '#1d2330', width: 2 });
   // Drawn at once (not in an animation frame): the canvas is in the page, so its size is known.
-  chart(cv, series, { xlabel: xAxis === 'time' ? 'minutes since the first child' : 'children (in order applied)', ylabel: 'reward' });
+  chart(cv, series, { xlabel: xAxis === 'time' ? 'minutes since the first child' : 'children (in order applied)', ylabel: 'reward', xint: xAxis !== 'time' });
 }
 
 function viewCurves(root) {
@@ -285,7 +288,7 @@ function viewCurves(root) {
   }
   top.forEach((i, k) => { const c = C.curve[i] || []; series.push({ type: 'line', xs: c.map((_, e) => e + 1), ys: c, color: HIGHLIGHT[k], width: 2.5 }); drawn++; });
   cv.dataset.curves = drawn; cv.dataset.inflight = inflight.length;
-  chart(cv, series, { xlabel: 'epoch', ylabel: metric });
+  chart(cv, series, { xlabel: 'epoch', ylabel: metric, xint: true });
 }
 
 function filtered() {
@@ -379,8 +382,8 @@ function viewController(root) {
     h('div', { class: 'panel' }, h('b', {}, 'Policy entropy per update (nats)'), c2));
   root.append(grid);
   const xs = u.batch.map((_, i) => i + 1);
-  chart(c1, [{ type: 'line', xs, ys: u.mean_reward, color: '#2f6fdb' }, { type: 'line', xs, ys: u.baseline, color: '#e8590c', dash: [6, 3] }], { xlabel: 'update', ylabel: 'reward' });
-  chart(c2, [{ type: 'line', xs, ys: u.entropy, color: '#5f3dc4' }], { xlabel: 'update', ylabel: 'entropy' });
+  chart(c1, [{ type: 'line', xs, ys: u.mean_reward, color: '#2f6fdb' }, { type: 'line', xs, ys: u.baseline, color: '#e8590c', dash: [6, 3] }], { xlabel: 'update', ylabel: 'reward', xint: true });
+  chart(c2, [{ type: 'line', xs, ys: u.entropy, color: '#5f3dc4' }], { xlabel: 'update', ylabel: 'entropy', xint: true });
   const hm = summary.heatmap;
   root.append(h('h3', {}, 'What the controller chooses now'));
   if (!hm) { root.append(h('p', { class: 'muted' }, 'No child sampled yet.')); return; }
