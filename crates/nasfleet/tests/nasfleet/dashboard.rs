@@ -13,6 +13,14 @@
 //! `--virtual-time-budget`: virtual time stops while a request is pending,
 //! so the page's long poll for new children waits in real time for the
 //! server, and the dump shows what the page showed after it.
+//!
+//! Chromium 156's virtual clock sometimes stops for good under CPU load
+//! (seen with the live-fleet page beside the other tests: the browser idle
+//! for minutes, no request pending at the server — both sockets idle, the
+//! same URLs answered by curl in milliseconds — so the budget never ran
+//! out). Why is not known. [`browse`] therefore kills a browser that is still
+//! running [`BROWSER_PATIENCE`] after its start and tries once more; a
+//! second stall fails the test.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -52,9 +60,27 @@ fn screenshots() -> PathBuf {
     d
 }
 
-/// Runs Chromium on `url` with `extra` switches; its stdout.
+/// Real time a browser gets for one page before it is taken for stalled.
+const BROWSER_PATIENCE: Duration = Duration::from_secs(40);
+
+/// Runs Chromium on `url` with `extra` switches; its stdout. A browser that
+/// stalls (see the module documentation) is killed and started once more.
 fn browse(url: &str, budget_ms: u64, extra: &[&str]) -> String {
+    for attempt in 1..=2 {
+        if let Some(out) = browse_once(url, budget_ms, extra) {
+            return out;
+        }
+        eprintln!("chromium stalled on {url} (attempt {attempt}): killed");
+    }
+    panic!("chromium stalled twice on {url}: still running {BROWSER_PATIENCE:?} after its start");
+}
+
+/// One browser run; `None` when it was still running after [`BROWSER_PATIENCE`].
+fn browse_once(url: &str, budget_ms: u64, extra: &[&str]) -> Option<String> {
     let profile = TempDir::new("nasfleet-chromium").unwrap();
+    // Output to files, not pipes: a page's DOM can exceed a pipe's buffer
+    // while this thread is waiting for the exit, not reading.
+    let (out_path, err_path) = (profile.path().join("stdout"), profile.path().join("stderr"));
     let mut cmd = Command::new(chromium());
     cmd.args([
         "--headless",
@@ -67,10 +93,29 @@ fn browse(url: &str, budget_ms: u64, extra: &[&str]) -> String {
         &format!("--virtual-time-budget={budget_ms}"),
         "--window-size=1400,1000",
     ]);
-    cmd.args(extra).arg(url).stdin(Stdio::null());
-    let out = cmd.output().expect("running chromium");
-    assert!(out.status.success(), "chromium failed on {url}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    // Its own process group, so that a kill reaches its helper processes.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    cmd.args(extra)
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap());
+    let mut child = cmd.spawn().expect("running chromium");
+    let deadline = Instant::now() + BROWSER_PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = Command::new("kill").args(["-KILL", &format!("-{}", child.id())]).status();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let err = std::fs::read_to_string(&err_path).unwrap_or_default();
+    assert!(status.success(), "chromium failed on {url}: {err}");
+    Some(String::from_utf8_lossy(&std::fs::read(&out_path).unwrap()).into_owned())
 }
 
 /// The page's DOM after the page ran for `budget_ms` of virtual time.
@@ -385,11 +430,6 @@ fn a_short_fashion_mnist_demo_run_is_drawn_with_its_cnn_children() {
 /// A fleet search over Redis whose children take a while (the table
 /// trainer's simulated seconds), seen live by the dashboard.
 #[test]
-// Passes alone (`cargo test -p nasfleet --test nasfleet -- --ignored live_fleet`,
-// ~30 s) but hung when run beside the other tests of this binary: not yet
-// understood (see the dashboard branch's report), so it is kept out of the
-// default run rather than risk a stalled suite.
-#[ignore = "hangs beside the other browser tests; scripts/test.sh runs it on its own"]
 fn a_live_fleet_over_redis_shows_workers_and_new_children_without_a_reload() {
     let dir = TempDir::new("nasfleet-dashboard-fleet").unwrap();
     let table = synthetic_csv(dir.path());
