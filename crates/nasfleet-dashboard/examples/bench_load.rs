@@ -13,6 +13,12 @@
 //! - the whole page in headless Chromium (if installed): launch, load, all
 //!   data fetched, charts drawn, DOM dumped — and, to subtract, the same
 //!   browser dumping an empty page;
+//! - the page in an already open browser (Chromium driven over the DevTools
+//!   protocol): from `Page.navigate` to the first full render (all data
+//!   fetched, charts drawn: the page's `data-ready`), read both from outside
+//!   (wall clock) and from inside (`data-ready-ms`, ms since navigation
+//!   start), five times per page after a warm-up, for the 10-child and the
+//!   big run side by side;
 //! - the process's resident memory after reading N children and after the
 //!   run grew by N more (the server keeps compact records, not lines).
 //!
@@ -101,6 +107,170 @@ fn chromium_seconds(url: &str) -> Option<f64> {
     Some(secs)
 }
 
+/// A minimal Chrome DevTools Protocol client over a WebSocket (RFC 6455,
+/// text frames only: all this benchmark needs; no extra dependency).
+struct Cdp {
+    s: std::net::TcpStream,
+    next: u64,
+}
+
+impl Cdp {
+    fn connect(ws_url: &str) -> Cdp {
+        let rest = ws_url.strip_prefix("ws://").expect("a ws:// URL");
+        let (host, path) = rest.split_at(rest.find('/').unwrap());
+        let mut s = std::net::TcpStream::connect(host).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: bmFzZmxlZXQtYmVuY2gtMQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .unwrap();
+        // The handshake reply ends with an empty line.
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut b).unwrap();
+            head.push(b[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+        Cdp { s, next: 1 }
+    }
+
+    fn write_text(&mut self, text: &str) {
+        let p = text.as_bytes();
+        let mut f = vec![0x81u8];
+        match p.len() {
+            n if n < 126 => f.push(0x80 | n as u8),
+            n if n < 65536 => {
+                f.push(0x80 | 126);
+                f.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                f.push(0x80 | 127);
+                f.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        let mask = [0x5a, 0x17, 0xc3, 0x08];
+        f.extend_from_slice(&mask);
+        f.extend(p.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.s.write_all(&f).unwrap();
+    }
+
+    /// The next whole text message (continuation frames joined; pings and
+    /// other control frames skipped).
+    fn read_text(&mut self) -> String {
+        let mut msg = Vec::new();
+        loop {
+            let mut h = [0u8; 2];
+            self.s.read_exact(&mut h).unwrap();
+            let (fin, op) = (h[0] & 0x80 != 0, h[0] & 0x0f);
+            let mut len = (h[1] & 0x7f) as u64;
+            if len == 126 {
+                let mut l = [0u8; 2];
+                self.s.read_exact(&mut l).unwrap();
+                len = u16::from_be_bytes(l) as u64;
+            } else if len == 127 {
+                let mut l = [0u8; 8];
+                self.s.read_exact(&mut l).unwrap();
+                len = u64::from_be_bytes(l);
+            }
+            let mut payload = vec![0u8; len as usize];
+            self.s.read_exact(&mut payload).unwrap();
+            if op >= 8 {
+                continue;
+            }
+            msg.extend_from_slice(&payload);
+            if fin {
+                return String::from_utf8(msg).unwrap();
+            }
+        }
+    }
+
+    /// Sends a command (to a page session, when given) and returns its result,
+    /// skipping the events that arrive before it.
+    fn call(&mut self, session: Option<&str>, method: &str, params: serde_json::Value) -> serde_json::Value {
+        let id = self.next;
+        self.next += 1;
+        let mut m = serde_json::json!({ "id": id, "method": method, "params": params });
+        if let Some(sid) = session {
+            m["sessionId"] = sid.into();
+        }
+        self.write_text(&m.to_string());
+        loop {
+            let v: serde_json::Value = serde_json::from_str(&self.read_text()).unwrap();
+            if v["id"] == id {
+                assert!(v["error"].is_null(), "{method}: {}", v["error"]);
+                return v["result"].clone();
+            }
+        }
+    }
+}
+
+/// Load times of pages in one open headless Chromium: for each URL, five
+/// navigations after a warm-up, each (wall seconds from `Page.navigate` to
+/// the first full render, the page's own ms from navigation start).
+fn open_browser_loads(urls: &[String]) -> Option<Vec<Vec<(f64, f64)>>> {
+    use std::io::BufRead;
+    let profile = tempfile::tempdir().ok()?;
+    let mut browser = std::process::Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-port=0", "--window-size=1400,1000"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("about:blank")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    let mut err = std::io::BufReader::new(browser.stderr.take().unwrap());
+    let mut line = String::new();
+    let ws = loop {
+        line.clear();
+        if err.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if let Some(at) = line.find("ws://") {
+            break line[at..].trim().to_owned();
+        }
+    };
+    // Keep draining its stderr so the browser never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let mut cdp = Cdp::connect(&ws);
+    let target = cdp.call(None, "Target.createTarget", serde_json::json!({ "url": "about:blank" }));
+    let attached = cdp.call(None, "Target.attachToTarget", serde_json::json!({ "targetId": target["targetId"], "flatten": true }));
+    let sid = attached["sessionId"].as_str().unwrap().to_owned();
+    let mut out = vec![Vec::new(); urls.len()];
+    let mut k = 0;
+    for round in 0..6 {
+        for (u, url) in urls.iter().enumerate() {
+            k += 1;
+            let url = format!("{url}&nav={k}");
+            let t = Instant::now();
+            cdp.call(Some(&sid), "Page.navigate", serde_json::json!({ "url": url }));
+            let probe = format!(
+                "(location.search.includes('nav={k}') && document.body && document.body.dataset.ready === '1') ? Number(document.body.dataset.readyMs) : -1"
+            );
+            let page_ms = loop {
+                let r = cdp.call(Some(&sid), "Runtime.evaluate", serde_json::json!({ "expression": probe, "returnByValue": true }));
+                let v = r["result"]["value"].as_f64().unwrap_or(-1.0);
+                if v >= 0.0 {
+                    break v;
+                }
+                assert!(t.elapsed().as_secs() < 60, "{url} did not render in 60 s");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            };
+            if round > 0 {
+                out[u].push((t.elapsed().as_secs_f64(), page_ms));
+            }
+        }
+    }
+    let _ = browser.kill();
+    let _ = browser.wait();
+    Some(out)
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
 fn main() {
     let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(20_000);
     let runs = tempfile::tempdir().unwrap();
@@ -155,6 +325,30 @@ fn main() {
             ),
             _ => println!("chromium not installed: page load not measured"),
         }
+    }
+
+    // The same pages in a browser that is already open (no process start).
+    let urls: Vec<String> = ["small&view=overview", "big&view=overview", "big&view=curves", "big&view=children"]
+        .iter()
+        .map(|q| format!("http://{addr}/?run={q}"))
+        .collect();
+    match open_browser_loads(&urls) {
+        Some(times) => {
+            for (url, t) in urls.iter().zip(&times) {
+                let wall: Vec<f64> = t.iter().map(|x| x.0).collect();
+                let page: Vec<f64> = t.iter().map(|x| x.1 / 1000.0).collect();
+                println!(
+                    "open browser, {}: median {:.3} s from Page.navigate to drawn (max {:.3}); page's own clock {:.3} s",
+                    &url[url.find("run=").unwrap()..],
+                    median(wall.clone()),
+                    wall.iter().cloned().fold(0.0, f64::max),
+                    median(page)
+                );
+            }
+            let m = |i: usize| median(times[i].iter().map(|x| x.0).collect());
+            println!("open browser: overview of {n} children / of 10 children = {:.2}x", m(1) / m(0));
+        }
+        None => println!("chromium not installed or no DevTools endpoint: open-browser load not measured"),
     }
 
     // The run grows: memory grows by the compact records, not by the lines.
