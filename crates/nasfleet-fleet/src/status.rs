@@ -226,7 +226,8 @@ pub fn render_text(r: &StatusReport) -> String {
                 let mut s = format!("training {j}");
                 if let Some(p) = &w.progress {
                     if let (Some(e), Some(n)) = (p.get("epoch").and_then(|v| v.as_u64()), p.get("epochs")) {
-                        let _ = write!(s, " epoch {}/{}", e + 1, n);
+                        // `epoch` is the last finished one, counted from 1.
+                        let _ = write!(s, " {e}/{n} epochs done");
                     }
                     if let Some(a) = p.pointer("/metrics/valid_accuracy").and_then(|v| v.as_f64()) {
                         let _ = write!(s, " valid_acc {a:.4}");
@@ -279,6 +280,22 @@ mod tests {
             controller: Some(c),
             eta_seconds: None,
         }
+    }
+
+    #[test]
+    fn a_worker_line_counts_the_epochs_it_finished() {
+        let mut r = report(ControllerState::default());
+        r.workers.push(LiveWorker {
+            consumer: "w1".into(),
+            host: "h".into(),
+            device: "cpu".into(),
+            job_id: Some("r-000003".into()),
+            // The heartbeat after the second of six epochs (epochs count from 1).
+            progress: Some(serde_json::json!({"epoch": 2, "epochs": 6, "metrics": {"valid_accuracy": 0.5}})),
+            seen_ago_ms: 100,
+        });
+        let text = render_text(&r);
+        assert!(text.contains("training r-000003 2/6 epochs done valid_acc 0.5000"), "{text}");
     }
 
     #[test]
