@@ -96,6 +96,10 @@ fn the_policy_view_is_the_likeliest_sequence_with_its_probabilities_and_changes_
         // The rows are the policy's conditional probabilities along that sequence.
         let scored = viewed.score(std::slice::from_ref(&v.actions)).unwrap();
         assert!((scored[0].log_prob - log_p).abs() < 2e-3 * v.actions.len() as f64, "{} vs {log_p}", scored[0].log_prob);
+        // A restored controller shows the same view (a resumed run writes the same lines).
+        let mut restored = pinned(space.clone(), ControllerConfig { init_range: 0.5, ..Default::default() }, 99).unwrap();
+        restored.restore(&viewed.checkpoint().unwrap()).unwrap();
+        assert_eq!(restored.policy_view(), v);
         // No RNG drawn, no sample counted: what follows is as without the view.
         assert_eq!(viewed.samples_drawn(), 0);
         assert_eq!(viewed.sample(4).unwrap()[3].actions, plain.sample(4).unwrap()[3].actions);
