@@ -21,7 +21,7 @@ use nasfleet_core::strategy::build_pure_strategy;
 use nasfleet_core::ExperimentConfig;
 use nasfleet_fleet::fake::{fake_trainers, FakeTrainerConfig};
 use nasfleet_fleet::rundir::HistoryLine;
-use nasfleet_fleet::{run_local, shutdown_pair, LocalOptions};
+use nasfleet_fleet::{run_local, shutdown_pair};
 use nasfleet_queue::testing::TempDir;
 use nasfleet_queue::RedisQueue;
 
@@ -70,16 +70,7 @@ fn check_stopped(history: &[HistoryLine], rule: &EarlyStopConfig) -> (u64, u64) 
 async fn stopped_children_end_at_rungs_and_the_controller_counts_the_epochs_saved() {
     let cfg = stopping_config(24, 3, 6);
     let dir = TempDir::new("nasfleet-early-stop-local").unwrap();
-    let opts = LocalOptions {
-        run: "local".into(),
-        run_dir: dir.path().join("run"),
-        resume: false,
-        workers: 3,
-        device: "cpu".into(),
-        data_dir: None,
-        work_dir: Some(dir.path().join("work")),
-        progress: None,
-    };
+    let opts = local_opts(&dir, 3, false);
     let fake = FakeTrainerConfig { step: std::time::Duration::from_millis(5), ..FakeTrainerConfig::default() };
     let s = within(60, run_local(&cfg, build_pure_strategy(&cfg).unwrap(), fake_trainers(fake), opts, shutdown_pair().1))
         .await

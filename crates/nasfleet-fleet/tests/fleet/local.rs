@@ -15,19 +15,6 @@ use tokio::sync::watch;
 
 use crate::support::*;
 
-fn local_opts(dir: &TempDir, workers: usize, resume: bool) -> LocalOptions {
-    LocalOptions {
-        run: "local".into(),
-        run_dir: dir.path().join("run"),
-        resume,
-        workers,
-        device: "cpu".into(),
-        data_dir: None,
-        work_dir: Some(dir.path().join("work")),
-        progress: None,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_update_sequence_does_not_depend_on_workers_or_timing() {
     let cfg = config(20, 3, 5, 2);

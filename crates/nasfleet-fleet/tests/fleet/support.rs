@@ -92,6 +92,20 @@ pub(crate) fn project(run_dir: &Path) -> Projection {
 
 /// Runs `cfg` uninterrupted in process (memory queue, 3 workers, fake
 /// trainer without delays, same crash switches) and returns its projection.
+/// Options of an embedded run `local` in `dir` (`run/`, `work/`) on the CPU.
+pub(crate) fn local_opts(dir: &TempDir, workers: usize, resume: bool) -> LocalOptions {
+    LocalOptions {
+        run: "local".into(),
+        run_dir: dir.path().join("run"),
+        resume,
+        workers,
+        device: "cpu".into(),
+        data_dir: None,
+        work_dir: Some(dir.path().join("work")),
+        progress: None,
+    }
+}
+
 pub(crate) async fn reference(cfg: &ExperimentConfig, fake: FakeTrainerConfig) -> Projection {
     let dir = TempDir::new("nasfleet-reference").unwrap();
     let fake = FakeTrainerConfig {
@@ -99,16 +113,7 @@ pub(crate) async fn reference(cfg: &ExperimentConfig, fake: FakeTrainerConfig) -
         trace: None,
         ..fake
     };
-    let opts = LocalOptions {
-        run: "reference".into(),
-        run_dir: dir.path().join("run"),
-        resume: false,
-        workers: 3,
-        device: "cpu".into(),
-        data_dir: None,
-        work_dir: Some(dir.path().join("work")),
-        progress: None,
-    };
+    let opts = LocalOptions { run: "reference".into(), ..local_opts(&dir, 3, false) };
     let strategy = build_pure_strategy(cfg).unwrap();
     let summary = within(60, run_local(cfg, strategy, fake_trainers(fake), opts, shutdown_pair().1))
         .await
