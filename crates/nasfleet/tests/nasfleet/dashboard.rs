@@ -107,7 +107,11 @@ fn browse_once(url: &str, budget_ms: u64, extra: &[&str]) -> Option<String> {
             break status;
         }
         if Instant::now() > deadline {
-            let _ = Command::new("kill").args(["-KILL", &format!("-{}", child.id())]).status();
+            // The whole group (procps kill needs `--` before a negative pid,
+            // else it reads it as an option and kills nothing), then the
+            // browser itself in case it left the group.
+            let _ = Command::new("kill").args(["-s", "KILL", "--", &format!("-{}", child.id())]).status();
+            let _ = child.kill();
             let _ = child.wait();
             return None;
         }
