@@ -434,6 +434,11 @@ fn a_short_fashion_mnist_demo_run_is_drawn_with_its_cnn_children() {
 /// A fleet search over Redis whose children take a while (the table
 /// trainer's simulated seconds), seen live by the dashboard.
 #[test]
+// Beside the other tests its first page stalls Chromium's virtual clock, often
+// twice in a row (seen in a fresh-clone run of the whole suite; alone it
+// passes in ~30 s). The cause is not found, so scripts/test.sh runs it on its
+// own after the others.
+#[ignore = "stalls Chromium beside the other browser tests; scripts/test.sh runs it on its own"]
 fn a_live_fleet_over_redis_shows_workers_and_new_children_without_a_reload() {
     let dir = TempDir::new("nasfleet-dashboard-fleet").unwrap();
     let table = synthetic_csv(dir.path());
